@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+import { join, resolve } from 'node:path';
+import { type Config, ConfigError, loadConfig } from '../config.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
+import { type ManagedProcess, startRedisServer } from '../sandbox/processes.ts';
+import { type Role, startService } from '../service.ts';
+
+const USAGE = `usage: vane <command>
+
+commands:
+  start            run vane for a newcomer: a private redis-server when REDIS_URL is unset, API and workers
+  all              API and workers in one process (needs REDIS_URL unless started through 'start')
+  api              the HTTP API only (needs REDIS_URL)
+  worker           the workers only (needs REDIS_URL)
+
+settings come from environment variables (PORT, REDIS_URL, LOG_LEVEL, ...) and VANE_CONFIG (a YAML file).`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command = 'all'] = argv;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`vane: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+
+  switch (command) {
+    case 'start':
+      return runServer(config, 'all', logger, true);
+    case 'all':
+    case 'api':
+    case 'worker':
+      return runServer(config, command, logger, false);
+    default:
+      console.error(`vane: unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+/** Runs until SIGTERM/SIGINT, then shuts down gracefully and resolves with the exit code. */
+async function runServer(config: Config, role: Role, logger: Logger, privateRedis: boolean): Promise<number> {
+  let redis: ManagedProcess | undefined;
+  let redisUrl = config.redisUrl;
+  if (!redisUrl) {
+    if (!privateRedis) {
+      console.error(
+        `vane: REDIS_URL is not set; set it to redis://host:port, or run 'vane start' for a private redis-server`,
+      );
+      return 2;
+    }
+    const dir = resolve(join(config.dataDir, 'redis'));
+    redis = await startRedisServer({ dir, persist: true });
+    redisUrl = redis.url;
+    logger.info({ url: redisUrl, dir }, 'started a private redis-server (set REDIS_URL to use your own)');
+  }
+  const service = await startService({ ...config, redisUrl }, role, logger);
+  return new Promise<number>((done) => {
+    const stop = async (signal: string) => {
+      const timer = setTimeout(() => {
+        logger.error({ timeoutMs: config.shutdownTimeout }, 'shutdown took too long; exiting anyway');
+        done(1);
+      }, config.shutdownTimeout);
+      timer.unref();
+      await service.shutdown(signal);
+      await redis?.stop();
+      clearTimeout(timer);
+      done(0);
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`vane: ${(e as Error).message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,56 @@
+import { Redis, type RedisOptions } from 'ioredis';
+
+export type { Redis };
+
+export interface RedisConnectOptions {
+  /** A worker connection blocks on BRPOPLPUSH and must retry forever (BullMQ requires maxRetriesPerRequest null). */
+  role: 'worker' | 'client';
+  /** Connection name shown by CLIENT LIST. */
+  name?: string;
+}
+
+/**
+ * One Redis connection. Reconnects forever with a capped backoff, so a process outlives a Redis
+ * restart. A client connection fails commands at once while disconnected instead of queueing them,
+ * so /readyz and API calls answer quickly.
+ */
+export function connectRedis(url: string, { role, name }: RedisConnectOptions): Redis {
+  const options: RedisOptions = {
+    lazyConnect: false,
+    connectTimeout: 3_000,
+    connectionName: name,
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 4), 1_000),
+    maxRetriesPerRequest: role === 'worker' ? null : 1,
+    enableOfflineQueue: role === 'worker',
+    commandTimeout: role === 'worker' ? undefined : 2_000,
+  };
+  const redis = new Redis(url, options);
+  // Errors surface through commands and /readyz; an 'error' listener keeps them from crashing the process.
+  redis.on('error', () => {});
+  return redis;
+}
+
+/** PING with a deadline; resolves when Redis answers, rejects with the reason otherwise. */
+export async function pingRedis(redis: Redis, timeoutMs = 1_000): Promise<void> {
+  if (redis.status === 'connecting' || redis.status === 'connect') {
+    // A fresh connection: give it the same deadline to come up.
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        redis.once('ready', resolve);
+        redis.once('close', () => reject(new Error('connection refused')));
+      }),
+      timeoutMs,
+      'connect',
+    );
+  }
+  if (redis.status !== 'ready') throw new Error(`not connected (${redis.status})`);
+  await withTimeout(redis.ping(), timeoutMs, 'PING');
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms}ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

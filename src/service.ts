@@ -1,0 +1,83 @@
+import { type ServerType, serve } from '@hono/node-server';
+import { newApp } from './api/app.ts';
+import type { Config } from './config.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { Recorder } from './observability/recorder.ts';
+import { connectRedis, pingRedis, type Redis } from './redis.ts';
+import { startWorkers, type WorkerPool } from './workers/runtime.ts';
+
+export type Role = 'api' | 'worker' | 'all';
+
+export interface RunningService {
+  logger: Logger;
+  /** Port the API listens on (when it runs). */
+  port?: number;
+  /** Stops taking work, finishes or releases current jobs, closes every connection. */
+  shutdown(reason: string): Promise<void>;
+}
+
+/** Starts the API and/or the workers of one process, with every dependency built once. */
+export async function startService(
+  config: Config & { redisUrl: string },
+  role: Role,
+  logger?: Logger,
+): Promise<RunningService> {
+  const log = logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
+  const recorder = new Recorder();
+  const connections: Redis[] = [];
+  const client = connectRedis(config.redisUrl, { role: 'client', name: `vane-${role}` });
+  connections.push(client);
+
+  let server: ServerType | undefined;
+  let port: number | undefined;
+  // Workers serve /healthz, /readyz and /metrics too, for probes and for queue metrics.
+  {
+    const app = newApp({
+      logger: log,
+      recorder,
+      apiTokens: config.apiTokens,
+      readiness: [{ name: 'redis', check: () => pingRedis(client) }],
+    });
+    server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+        port = info.port;
+        resolve(s);
+      });
+      s.once('error', reject);
+    });
+    log.info({ port, host: config.host }, 'API listening');
+  }
+
+  let pool: WorkerPool | undefined;
+  if (role === 'worker' || role === 'all') {
+    const blocking = connectRedis(config.redisUrl, { role: 'worker', name: 'vane-worker' });
+    connections.push(blocking);
+    pool = startWorkers({ connection: blocking, prefix: config.keyPrefix, processors: [], logger: log });
+    log.info(
+      { queues: pool.workers.map((w) => w.name), concurrency: config.workerConcurrency },
+      'workers started',
+    );
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    logger: log,
+    port,
+    shutdown(reason) {
+      stopping ??= (async () => {
+        log.info({ reason }, 'shutting down');
+        const closeServer = server
+          ? new Promise<void>((resolve) => {
+              server!.close(() => resolve());
+              // Idle keep-alive sockets would hold close() open.
+              (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+            })
+          : Promise.resolve();
+        await Promise.all([closeServer, pool?.close()]);
+        await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}
