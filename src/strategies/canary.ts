@@ -3,11 +3,11 @@ import type { Stage } from './types.ts';
 export interface CanaryStrategy {
   type: 'canary';
   /** Explicit canary weights, ascending; each may carry a manual gate. */
-  steps?: (number | { weight: number; pause?: { durationMs?: number } })[];
+  steps?: (number | { weight: number; pause?: { /** ms */ duration?: number } })[];
   /** Or: a step size and a maximum (Flagger's stepWeight/maxWeight). */
   stepWeight?: number;
   maxWeight?: number;
-  mirrorPercent?: number;
+  mirror?: { percent: number };
 }
 
 /** Weighted steps: explicit, or stepWeight up to maxWeight. */
@@ -25,9 +25,9 @@ export function canaryStages(s: CanaryStrategy): Stage[] {
   return steps.map((step) => {
     const { weight, pause } = typeof step === 'number' ? { weight: step, pause: undefined } : step;
     return {
-      traffic: { canaryWeight: weight, ...(s.mirrorPercent ? { mirrorPercent: s.mirrorPercent } : {}) },
+      traffic: { canaryWeight: weight, ...(s.mirror?.percent ? { mirrorPercent: s.mirror.percent } : {}) },
       analyses: 1,
-      ...(pause ? { pause } : {}),
+      ...(pause ? { pause: pause.duration === undefined ? {} : { durationMs: pause.duration } } : {}),
     };
   });
 }

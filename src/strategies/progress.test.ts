@@ -78,7 +78,7 @@ describe('decide', () => {
   it('holds at a manual gate until the pause duration elapses', () => {
     const gated = stagesOf({
       type: 'canary',
-      steps: [10, { weight: 20, pause: { durationMs: 60_000 } }, 50],
+      steps: [10, { weight: 20, pause: { duration: 60_000 } }, 50],
     });
     const p = { ...initialProgress(0), stageIndex: 1, stageStartedAt: 1_000 };
     expect(decide(gated, timing, p, {}, 30_000, 'progressing', 0)).toMatchObject({
