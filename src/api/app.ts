@@ -1,4 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
+import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RolloutError } from '../rollouts/errors.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
@@ -61,6 +62,10 @@ export function newApp(deps: ApiDeps): App {
     }
     if (err instanceof SyntaxError) {
       return c.json(envelope('BAD_REQUEST', `request body is not valid JSON: ${err.message}`, id), 400);
+    }
+    if (err instanceof HTTPException && err.status < 500) {
+      const code = err.status === 401 ? 'UNAUTHORIZED' : err.status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST';
+      return c.json(envelope(code, err.message || 'bad request', id), err.status);
     }
     (c.get('logger') ?? deps.logger).error({ err }, 'unhandled error');
     return c.json(envelope('INTERNAL', 'internal error; quote the request id when reporting it', id), 500);
