@@ -100,7 +100,9 @@ export class OpenApi {
       };
       let paths = {};
       for (const t of types) {
-        schemas[schemaName(t, version)] = resourceSchema(t, version, validator);
+        // kubectl patches core and apps objects with the schemas compiled into it; a partial
+        // schema here would make it warn that it cannot find fields such as metadata.annotations.
+        if (!t.builtIn) schemas[schemaName(t, version)] = resourceSchema(t, version, validator);
         paths = { ...paths, ...operations(t, version) };
       }
       const doc = JSON.stringify({

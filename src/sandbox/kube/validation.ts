@@ -89,32 +89,32 @@ export function causesFromAjv(errors: ErrorObject[] | null | undefined, obj: any
   return [...byField.values()];
 }
 
+/**
+ * The validators @kubernetes-models/istio generated from Istio's CRDs, per group version; loaded
+ * at start so validation itself is synchronous.
+ */
+const MODEL_MODULES: Record<string, () => Promise<Record<string, unknown>>> = {
+  'networking.istio.io/v1': () => import('@kubernetes-models/istio/networking.istio.io/v1'),
+  'networking.istio.io/v1beta1': () => import('@kubernetes-models/istio/networking.istio.io/v1beta1'),
+  'networking.istio.io/v1alpha3': () => import('@kubernetes-models/istio/networking.istio.io/v1alpha3'),
+  'security.istio.io/v1': () => import('@kubernetes-models/istio/security.istio.io/v1'),
+  'security.istio.io/v1beta1': () => import('@kubernetes-models/istio/security.istio.io/v1beta1'),
+};
+
 const ISTIO_MODELS = new Map<string, (obj: any) => void>();
 
-/**
- * The validator @kubernetes-models/istio generated from Istio's CRDs for this group, version and
- * kind, loaded on first use so start-up stays fast.
- */
-async function istioModelValidator(
-  t: ResourceType,
-  version: string,
-): Promise<((obj: any) => void) | undefined> {
-  const key = `${t.group}/${version}/${t.kind}`;
-  if (ISTIO_MODELS.has(key)) return ISTIO_MODELS.get(key);
-  try {
-    const mod = await import(`@kubernetes-models/istio/${key}`);
-    const Model = mod[t.kind] as new (o: unknown) => { validate(): void };
-    const fn = (obj: any) => new Model(obj).validate();
-    ISTIO_MODELS.set(key, fn);
-    return fn;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Loads every Istio model validator the served types need, so validation itself is synchronous. */
 export async function preloadModels(): Promise<void> {
-  for (const t of RESOURCE_TYPES) if (!t.builtIn) for (const v of t.versions) await istioModelValidator(t, v);
+  for (const t of RESOURCE_TYPES) {
+    if (t.builtIn) continue;
+    for (const v of t.versions) {
+      const key = `${t.group}/${v}/${t.kind}`;
+      const load = MODEL_MODULES[`${t.group}/${v}`];
+      if (ISTIO_MODELS.has(key) || !load) continue;
+      const Model = (await load())[t.kind] as (new (o: unknown) => { validate(): void }) | undefined;
+      if (!Model) throw new Error(`@kubernetes-models/istio has no ${t.kind} in ${t.group}/${v}`);
+      ISTIO_MODELS.set(key, (obj) => new Model(obj).validate());
+    }
+  }
 }
 
 const CRD_CACHE = new Map<string, { crds: Map<string, CrdVersionSchema>; ajv?: Ajv; cel: CelRules }>();
