@@ -35,6 +35,8 @@ export function serveWatch(
     'Cache-Control': 'no-cache, private',
     'Transfer-Encoding': 'chunked',
   });
+  // Clients (client-node's informer) wait for the response headers before they count the watch as started.
+  res.flushHeaders();
   const send = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
   const sendEvent = (e: StoreEvent) => {
     if (matches(e)) send(e.type, wrap(present(x.t, x.version, e.object)));
