@@ -12,6 +12,7 @@ commands:
   all              API and workers in one process (needs REDIS_URL unless started through 'start')
   api              the HTTP API only (needs REDIS_URL)
   worker           the workers only (needs REDIS_URL)
+  sandbox kube     a Kubernetes API simulator for kubectl and tests: [--port N] [--crds FILE] [--snapshot FILE] [--token T]
 
 settings come from environment variables (PORT, REDIS_URL, LOG_LEVEL, ...) and VANE_CONFIG (a YAML file).`;
 
@@ -40,6 +41,11 @@ async function main(argv: string[]): Promise<number> {
     case 'api':
     case 'worker':
       return runServer(config, command, logger, false);
+    case 'sandbox':
+      if (argv[1] === 'kube')
+        return (await import('../sandbox/kube/cli.ts')).runKubeSimulatorCli(argv.slice(2));
+      console.error(`vane: unknown sandbox part '${argv[1] ?? ''}'; try 'vane sandbox kube'`);
+      return 2;
     default:
       console.error(`vane: unknown command '${command}'\n\n${USAGE}`);
       return 2;

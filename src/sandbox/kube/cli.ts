@@ -1,6 +1,7 @@
 import { startKubeSimulator } from './index.ts';
 
-const USAGE = 'usage: vane sandbox kube [--port N] [--host ADDR] [--crds FILE] [--snapshot FILE] [--token T]';
+const USAGE = `usage: vane sandbox kube [--port N] [--host ADDR] [--crds FILE] [--snapshot FILE] [--token T]
+  --token makes the token required; kubectl sends credentials only over TLS, so use it with client-node or curl, not kubectl.`;
 
 /** `vane sandbox kube ...`: runs the simulator until SIGTERM/SIGINT and prints a kubeconfig to use it. */
 export async function runKubeSimulatorCli(argv: string[]): Promise<number> {

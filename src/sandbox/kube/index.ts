@@ -25,7 +25,7 @@ export interface KubeSimulatorOptions {
   crdsFile?: string;
   /** JSON snapshot: loaded at start when present, rewritten shortly after every change. Default: memory only. */
   snapshotFile?: string;
-  /** When set, required as Bearer. Default: any token (or none) is accepted. */
+  /** When set, required as Bearer. Default: any token (or none) is accepted. kubectl sends tokens only over TLS, so a required token locks kubectl out of this plain-http server. */
   token?: string;
   /** RBAC-like allow list; 403 otherwise. Default: everything allowed. */
   allow?: AllowRule[];

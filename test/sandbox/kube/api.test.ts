@@ -2,6 +2,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type KubeSimulator, startKubeSimulator } from '../../../src/sandbox/kube/index.ts';
 import { istioCrdsFile } from '../../helpers/kube.ts';
@@ -413,6 +414,26 @@ describe('kube simulator authentication, authorization and snapshots', () => {
           )
         ).status,
       ).toBe(403);
+      // client-node sends the token even over plain http (kubectl does not; see the CLI test).
+      const custom = sim.kubeConfig().makeApiClient(CustomObjectsApi);
+      const got: any = await custom.getNamespacedCustomObject({
+        group: 'networking.istio.io',
+        version: 'v1',
+        namespace: 'bookinfo',
+        plural: 'virtualservices',
+        name: 'r',
+      });
+      expect(got.metadata.name).toBe('r');
+      const wrong = sim.kubeConfig({ token: 'nope' }).makeApiClient(CustomObjectsApi);
+      await expect(
+        wrong.getNamespacedCustomObject({
+          group: 'networking.istio.io',
+          version: 'v1',
+          namespace: 'bookinfo',
+          plural: 'virtualservices',
+          name: 'r',
+        }),
+      ).rejects.toMatchObject({ code: 401 });
       // Discovery stays open to any authenticated client, as system:discovery is in a real cluster.
       expect((await call(sim, 'GET', '/apis', undefined, auth)).status).toBe(200);
     } finally {
