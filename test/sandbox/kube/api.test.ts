@@ -357,6 +357,50 @@ describe('kube simulator HTTP API', () => {
     sim.clearFaults();
   });
 
+  it('stores and validates security.istio.io policies and core objects', async () => {
+    const pa = (mode: string) => ({
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'default' },
+      spec: { mtls: { mode } },
+    });
+    const paPath = '/apis/security.istio.io/v1beta1/namespaces/bookinfo/peerauthentications';
+    const bad = await call(sim, 'POST', paPath.replace('v1beta1', 'v1'), pa('SOMETIMES'));
+    expect(bad.status).toBe(422);
+    expect(bad.body.details.causes[0]).toMatchObject({
+      reason: 'FieldValueNotSupported',
+      field: 'spec.mtls.mode',
+    });
+    expect((await call(sim, 'POST', paPath.replace('v1beta1', 'v1'), pa('STRICT'))).status).toBe(201);
+    expect((await call(sim, 'GET', `${paPath}/default`)).body.apiVersion).toBe('security.istio.io/v1beta1');
+    const ap = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'allow-get' },
+      spec: { action: 'ALLOW', rules: [{ to: [{ operation: { methods: ['GET'] } }] }] },
+    };
+    expect(
+      (await call(sim, 'POST', '/apis/security.istio.io/v1/namespaces/bookinfo/authorizationpolicies', ap))
+        .status,
+    ).toBe(201);
+    const svc = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'reviews' },
+      spec: { ports: [{ port: 9080, name: 'http' }], selector: { app: 'reviews' } },
+    };
+    expect((await call(sim, 'POST', '/api/v1/namespaces/bookinfo/services', svc)).status).toBe(201);
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'Reviews_1' },
+      spec: { containers: [{ name: 'r', image: 'r' }] },
+    };
+    const badPod = await call(sim, 'POST', '/api/v1/namespaces/bookinfo/pods', pod);
+    expect(badPod.status).toBe(422);
+    expect(badPod.body.details.causes[0].field).toBe('metadata.name');
+  });
+
   it('logs every write a client makes', async () => {
     sim.clearWriteLog();
     await call(sim, 'POST', VS_PATH, vs('logged'));
