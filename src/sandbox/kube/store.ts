@@ -10,6 +10,8 @@ export interface StoreEvent {
   resourceType: ResourceType;
   /** The object as stored (storage version) after the change; for DELETED, as it was. */
   object: any;
+  /** For MODIFIED: the object before, so a filtered watch can tell an object entering or leaving its selection. */
+  previous?: any;
 }
 
 /** Keeps enough history for a watch that reconnects after a short gap, as etcd does before compaction. */
@@ -68,7 +70,8 @@ export class ObjectStore {
   put(t: ResourceType, object: any): any {
     const meta = object.metadata;
     const key = keyOf(t, meta.namespace, meta.name);
-    const existed = this.objects.has(key);
+    const previous = this.objects.get(key)?.object;
+    const existed = previous !== undefined;
     this.rv += 1;
     if (!existed) {
       meta.uid ??= randomUUID();
@@ -76,7 +79,7 @@ export class ObjectStore {
     }
     meta.resourceVersion = String(this.rv);
     this.objects.set(key, { type: t, object });
-    this.emit({ rv: this.rv, type: existed ? 'MODIFIED' : 'ADDED', resourceType: t, object });
+    this.emit({ rv: this.rv, type: existed ? 'MODIFIED' : 'ADDED', resourceType: t, object, previous });
     return object;
   }
 

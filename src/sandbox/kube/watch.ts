@@ -24,12 +24,8 @@ export function serveWatch(
   const byLabel = labelSelector(q.get('labelSelector'));
   const byField = fieldSelector(q.get('fieldSelector'));
   const rvParam = q.get('resourceVersion');
-  const matches = (e: { resourceType: unknown; object: any }) =>
-    e.resourceType === x.t &&
-    (x.namespace === undefined || e.object.metadata.namespace === x.namespace) &&
-    byLabel(e.object) &&
-    byField(e.object);
-
+  const selected = (o: any) =>
+    (x.namespace === undefined || o.metadata.namespace === x.namespace) && byLabel(o) && byField(o);
   res.writeHead(200, {
     'Content-Type': 'application/json',
     'Cache-Control': 'no-cache, private',
@@ -38,8 +34,15 @@ export function serveWatch(
   // Clients (client-node's informer) wait for the response headers before they count the watch as started.
   res.flushHeaders();
   const send = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
+  // As the API server does, a change that moves an object into or out of the selection is
+  // reported as ADDED or DELETED, so a filtered informer's cache stays right.
   const sendEvent = (e: StoreEvent) => {
-    if (matches(e)) send(e.type, wrap(present(x.t, x.version, e.object)));
+    if (e.resourceType !== x.t) return;
+    const now = selected(e.object);
+    const before = e.type === 'MODIFIED' && e.previous !== undefined ? selected(e.previous) : now;
+    if (!now && !before) return;
+    const type = e.type === 'MODIFIED' && now !== before ? (now ? 'ADDED' : 'DELETED') : e.type;
+    send(type, wrap(present(x.t, x.version, e.object)));
   };
 
   let backlog: StoreEvent[] | undefined;
@@ -62,7 +65,7 @@ export function serveWatch(
   if (backlog) for (const e of backlog) sendEvent(e);
   else
     for (const o of store.list(x.t, x.namespace))
-      if (byLabel(o) && byField(o)) send('ADDED', wrap(present(x.t, x.version, o)));
+      if (selected(o)) send('ADDED', wrap(present(x.t, x.version, o)));
 
   const timers: NodeJS.Timeout[] = [];
   if (q.get('allowWatchBookmarks') === 'true') {

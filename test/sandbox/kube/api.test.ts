@@ -316,6 +316,37 @@ describe('kube simulator HTTP API', () => {
     });
   });
 
+  it('reports objects entering and leaving a watched label selection as ADDED and DELETED', async () => {
+    const rv = (await call(sim, 'GET', VS_PATH)).body.metadata.resourceVersion;
+    const pending = watchEvents(
+      `${sim.url}${VS_PATH}?watch=1&resourceVersion=${rv}&labelSelector=canary%3Dtrue`,
+      3,
+    );
+    const label = (value: string | null) =>
+      call(
+        sim,
+        'PATCH',
+        `${VS_PATH}/c`,
+        { metadata: { labels: { canary: value } } },
+        { 'Content-Type': 'application/merge-patch+json' },
+      );
+    await label('true');
+    await call(
+      sim,
+      'PATCH',
+      `${VS_PATH}/c`,
+      { spec: { gateways: ['mesh'] } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    await label(null);
+    await label('false');
+    expect((await pending).map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual([
+      'ADDED c',
+      'MODIFIED c',
+      'DELETED c',
+    ]);
+  });
+
   it('injects faults by verb and resource: 409, 500, 429 with Retry-After, latency, rate and count', async () => {
     sim.setFaults([{ verb: 'patch', resource: 'virtualservices', status: 409, count: 1 }]);
     const p = () =>
