@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { qualifiedResource, type ResourceType } from './resources.ts';
 import { KubeError } from './status.ts';
 
@@ -15,6 +16,32 @@ export interface FaultRule {
   /** Retry-After of a 429 (default 1). */
   retryAfterSeconds?: number;
   latencyMs?: number;
+}
+
+const FaultRulesSchema = z.array(
+  z
+    .object({
+      verb: z.enum(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', '*']).optional(),
+      resource: z.string().min(1).optional(),
+      status: z.union([z.literal(409), z.literal(500), z.literal(429)]).optional(),
+      rate: z.number().min(0).max(1).optional(),
+      count: z.number().int().min(0).optional(),
+      retryAfterSeconds: z.number().int().min(0).optional(),
+      latencyMs: z.number().min(0).max(600_000).optional(),
+    })
+    .strict(),
+);
+
+/** Rules sent to the admin endpoint; a mistake is a 400 that says which rule and field. */
+export function parseFaultRules(input: unknown): FaultRule[] {
+  const r = FaultRulesSchema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  throw new KubeError(
+    400,
+    'BadRequest',
+    `fault rule faults${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}: ${issue.message}; send {"faults": [{verb, resource, status: 409|500|429, rate: 0..1, count, retryAfterSeconds, latencyMs}]}`,
+  );
 }
 
 const matches = (want: string | undefined, got: string) => !want || want === '*' || want === got;

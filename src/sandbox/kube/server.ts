@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { type ObjectApi, PATCH_TYPES, parseJson, type Target } from './api.ts';
 import { type AuthOptions, authenticate, authorize } from './auth.ts';
 import { apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.ts';
-import type { FaultRule, Faults } from './faults.ts';
+import { type Faults, parseFaultRules } from './faults.ts';
 import type { OpenApi } from './openapi.ts';
 import { typeByPlural } from './resources.ts';
 import { KubeError } from './status.ts';
@@ -112,15 +112,8 @@ export function createHandler(deps: ServerDeps) {
         return sendJson(res, 200, { faults: [] });
       }
       if (req.method === 'POST' || req.method === 'PUT') {
-        const body = parseJson(await readBody(req)) as { faults?: FaultRule[] } | FaultRule[];
-        const rules = Array.isArray(body) ? body : body?.faults;
-        if (!Array.isArray(rules))
-          throw new KubeError(
-            400,
-            'BadRequest',
-            'send {"faults": [ {verb, resource, status, rate, count, retryAfterSeconds, latencyMs} ]}',
-          );
-        faults.set(rules);
+        const body = parseJson(await readBody(req)) as { faults?: unknown } | unknown[];
+        faults.set(parseFaultRules(Array.isArray(body) ? body : body?.faults));
         return sendJson(res, 200, { faults: faults.list() });
       }
     }
@@ -201,7 +194,8 @@ export function createHandler(deps: ServerDeps) {
           (o) => (wantsTable(req.headers.accept) ? toTable(x.t, [o]) : o),
         );
       case 'create':
-        if (x.name) break;
+        // Namespaced objects are created under /namespaces/<ns>/, as in the API server.
+        if (x.name || (x.t.namespaced && x.namespace === undefined)) break;
         return sendJson(
           res,
           201,
@@ -222,8 +216,14 @@ export function createHandler(deps: ServerDeps) {
         return sendJson(res, !before && type.startsWith(PATCH_TYPES.apply) ? 201 : 200, out);
       }
       case 'delete': {
-        if (!x.name) break;
         const raw = await readBody(req);
+        if (!x.name) {
+          // deletecollection: every object the list selectors pick, answered as the list of what was deleted.
+          const list = api.list(x, q);
+          for (const o of list.items)
+            api.delete({ ...x, namespace: o.metadata.namespace, name: o.metadata.name }, undefined);
+          return sendJson(res, 200, list);
+        }
         const out = api.delete(x, raw.trim() ? parseJson(raw) : undefined);
         // The API server answers a completed delete of a built-in type with a Success Status, and of a custom resource with the object.
         if (x.t.builtIn)

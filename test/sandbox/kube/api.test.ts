@@ -235,6 +235,9 @@ describe('kube simulator HTTP API', () => {
       (await call(sim, 'POST', '/apis/networking.istio.io/v1/namespaces/ghost/virtualservices', elsewhere))
         .body.message,
     ).toBe('namespaces "ghost" not found');
+    expect((await call(sim, 'POST', '/apis/networking.istio.io/v1/virtualservices', vs('x'))).status).toBe(
+      405,
+    );
     const jsonBad = await call(sim, 'PATCH', `${VS_PATH}/a`, [{ op: 'remove', path: '/spec/nothing' }], {
       'Content-Type': 'application/json-patch+json',
     });
@@ -386,6 +389,10 @@ describe('kube simulator HTTP API', () => {
     expect((await call(sim, 'GET', VS_PATH)).status).toBe(200);
     await call(sim, 'DELETE', '/_sandbox/faults');
     sim.clearFaults();
+    const badRule = await call(sim, 'POST', '/_sandbox/faults', { faults: [{ verb: 'get', status: 418 }] });
+    expect(badRule.status).toBe(400);
+    expect(badRule.body.message).toContain('fault rule faults[0].status');
+    expect((await call(sim, 'GET', '/_sandbox/faults')).body.faults).toEqual([]);
   });
 
   it('stores and validates security.istio.io policies and core objects', async () => {
@@ -430,6 +437,13 @@ describe('kube simulator HTTP API', () => {
     const badPod = await call(sim, 'POST', '/api/v1/namespaces/bookinfo/pods', pod);
     expect(badPod.status).toBe(422);
     expect(badPod.body.details.causes[0].field).toBe('metadata.name');
+  });
+
+  it('deletes a collection by label selector', async () => {
+    for (const name of ['tmp-1', 'tmp-2']) await call(sim, 'POST', VS_PATH, vs(name, { temp: 'yes' }));
+    const deleted = await call(sim, 'DELETE', `${VS_PATH}?labelSelector=temp%3Dyes`);
+    expect(deleted.body.items.map((i: any) => i.metadata.name)).toEqual(['tmp-1', 'tmp-2']);
+    expect((await call(sim, 'GET', `${VS_PATH}?labelSelector=temp`)).body.items).toEqual([]);
   });
 
   it('logs every write a client makes', async () => {
