@@ -212,6 +212,10 @@ export class ObjectApi {
     }
     if (!isObject(applied)) throw badRequest('the applied configuration must be an object');
     if (!old) {
+      // Created unlogged so the write log shows the apply as the one patch it was.
+      if (x.t.namespaced && x.namespace && !this.store.get(NAMESPACE_TYPE, undefined, x.namespace))
+        throw namespaceNotFound(x.namespace);
+      if (x.t.statusSubresource) delete applied.status;
       const created = this.create(
         { ...x },
         { ...applied, metadata: { ...applied.metadata, name: x.name } },
