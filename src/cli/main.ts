@@ -14,6 +14,7 @@ commands:
   api              the HTTP API only (needs REDIS_URL)
   worker           the workers only (needs REDIS_URL)
   rollout ...      start, watch and steer rollouts through the API ('vane rollout --help')
+  sandbox kube     a Kubernetes API simulator for kubectl and tests: [--port N] [--crds FILE] [--snapshot FILE] [--token T]
 
 settings come from environment variables (PORT, REDIS_URL, LOG_LEVEL, ...) and VANE_CONFIG (a YAML file).`;
 
@@ -44,6 +45,11 @@ async function main(argv: string[]): Promise<number> {
     case 'api':
     case 'worker':
       return runServer(config, command, logger, false);
+    case 'sandbox':
+      if (argv[1] === 'kube')
+        return (await import('../sandbox/kube/cli.ts')).runKubeSimulatorCli(argv.slice(2));
+      console.error(`vane: unknown sandbox part '${argv[1] ?? ''}'; try 'vane sandbox kube'`);
+      return 2;
     default:
       console.error(`vane: unknown command '${command}'\n\n${USAGE}`);
       return 2;

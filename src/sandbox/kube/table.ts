@@ -1,0 +1,63 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: Kubernetes objects are arbitrary JSON whose shape is checked by schemas at run time, not by types.
+import type { ResourceType } from './resources.ts';
+
+/** kubectl asks for a Table so the server decides the columns, as for `kubectl get vs`. */
+export function wantsTable(accept: string | undefined): boolean {
+  return /as=Table/.test(accept ?? '');
+}
+
+const EXTRA_COLUMNS: Record<string, { name: string; get: (o: any) => unknown }[]> = {
+  VirtualService: [
+    { name: 'Gateways', get: (o) => o.spec?.gateways },
+    { name: 'Hosts', get: (o) => o.spec?.hosts },
+  ],
+  DestinationRule: [{ name: 'Host', get: (o) => o.spec?.host }],
+  ServiceEntry: [
+    { name: 'Hosts', get: (o) => o.spec?.hosts },
+    { name: 'Location', get: (o) => o.spec?.location },
+    { name: 'Resolution', get: (o) => o.spec?.resolution },
+  ],
+  Deployment: [
+    { name: 'Ready', get: (o) => `${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 1}` },
+    { name: 'Up-to-date', get: (o) => o.status?.updatedReplicas ?? 0 },
+    { name: 'Available', get: (o) => o.status?.availableReplicas ?? 0 },
+  ],
+  Service: [
+    { name: 'Type', get: (o) => o.spec?.type ?? 'ClusterIP' },
+    { name: 'Cluster-IP', get: (o) => o.spec?.clusterIP ?? '<none>' },
+  ],
+  Namespace: [{ name: 'Status', get: () => 'Active' }],
+};
+
+function age(ts: string | undefined): string {
+  if (!ts) return '<unknown>';
+  const s = Math.max(0, Math.floor((Date.now() - Date.parse(ts)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+function cell(v: unknown): unknown {
+  if (v === undefined || v === null) return '';
+  if (Array.isArray(v)) return JSON.stringify(v);
+  return v;
+}
+
+export function toTable(t: ResourceType, objects: any[], listMeta: Record<string, unknown> = {}): unknown {
+  const extra = EXTRA_COLUMNS[t.kind] ?? [];
+  return {
+    kind: 'Table',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: listMeta,
+    columnDefinitions: [
+      { name: 'Name', type: 'string', format: 'name', description: 'Name', priority: 0 },
+      ...extra.map((c) => ({ name: c.name, type: 'string', format: '', description: c.name, priority: 0 })),
+      { name: 'Age', type: 'date', format: '', description: 'Age', priority: 0 },
+    ],
+    rows: objects.map((o) => ({
+      cells: [o.metadata.name, ...extra.map((c) => cell(c.get(o))), age(o.metadata.creationTimestamp)],
+      object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata },
+    })),
+  };
+}
