@@ -90,10 +90,12 @@ export async function startIstioExporter({
 }: IstioExporterOptions = {}): Promise<IstioExporter> {
   const subsets = new Map<string, State>();
   let last = Date.now();
+
   let scrapes = 0;
 
   const advance = () => {
     const now = Date.now();
+    if (now <= last) return last;
     const dt = (now - last) / 1000;
     last = now;
     for (const s of subsets.values()) {
@@ -115,9 +117,13 @@ export async function startIstioExporter({
         });
       }
     }
+    return now;
   };
 
-  const render = (): string => {
+  // Each sample carries the time its value was computed for: under CPU load the gap between
+  // Prometheus's scrape timestamp and our clock would otherwise skew rate() by several percent.
+  const render = (at: number): string => {
+    const ts = ` ${at}`;
     const req: string[] = [
       '# HELP istio_requests_total Total requests.',
       '# TYPE istio_requests_total counter',
@@ -149,13 +155,13 @@ export async function startIstioExporter({
             connection_security_policy: reporter === 'destination' ? 'mutual_tls' : 'unknown',
           };
           const ls = labels(l);
-          req.push(`istio_requests_total{${ls}} ${c.count}`);
+          req.push(`istio_requests_total{${ls}} ${c.count}${ts}`);
           ISTIO_DURATION_BUCKETS.forEach((le, i) => {
-            dur.push(`istio_request_duration_milliseconds_bucket{${ls},le="${le}"} ${c.buckets[i]}`);
+            dur.push(`istio_request_duration_milliseconds_bucket{${ls},le="${le}"} ${c.buckets[i]}${ts}`);
           });
-          dur.push(`istio_request_duration_milliseconds_bucket{${ls},le="+Inf"} ${c.count}`);
-          dur.push(`istio_request_duration_milliseconds_sum{${ls}} ${c.sum}`);
-          dur.push(`istio_request_duration_milliseconds_count{${ls}} ${c.count}`);
+          dur.push(`istio_request_duration_milliseconds_bucket{${ls},le="+Inf"} ${c.count}${ts}`);
+          dur.push(`istio_request_duration_milliseconds_sum{${ls}} ${c.sum}${ts}`);
+          dur.push(`istio_request_duration_milliseconds_count{${ls}} ${c.count}${ts}`);
         }
       }
     }
@@ -169,9 +175,9 @@ export async function startIstioExporter({
       return;
     }
     scrapes++;
-    advance();
+    const at = advance();
     res.setHeader('Content-Type', 'text/plain; version=0.0.4');
-    res.end(render());
+    res.end(render(at));
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const p = (server.address() as AddressInfo).port;

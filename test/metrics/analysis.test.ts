@@ -34,6 +34,15 @@ describe('analysis against a real Prometheus scraping an Istio-like exporter', (
   let exporter: IstioExporter;
   let provider: PrometheusProvider;
 
+  /**
+   * The time of the newest scrape. Querying there keeps rate()'s window edge on a sample: under CPU
+   * load a late scrape would otherwise make Prometheus extrapolate less and read several percent low.
+   */
+  const lastScrape = async (): Promise<Date> => {
+    const q = 'max(timestamp(istio_requests_total))';
+    return new Date(singleValue(await provider.query(q), q) * 1000);
+  };
+
   const value = async (
     template: string,
     ctx: AnalysisContext,
@@ -43,7 +52,7 @@ describe('analysis against a real Prometheus scraping an Istio-like exporter', (
       quantile: opts.quantile ?? 0.99,
       reporter: opts.reporter ?? 'source',
     });
-    return singleValue(await provider.query(q), q);
+    return singleValue(await provider.query(q, { time: await lastScrape() }), q);
   };
 
   beforeAll(async () => {
@@ -85,7 +94,13 @@ describe('analysis against a real Prometheus scraping an Istio-like exporter', (
   });
 
   it('passes a good canary with messages that show value, bound and the stable', async () => {
-    const r = await runAnalysis({ provider, checks: STANDARD, ctx: ctxFor('v2'), minRequests: 50 });
+    const r = await runAnalysis({
+      now: await lastScrape(),
+      provider,
+      checks: STANDARD,
+      ctx: ctxFor('v2'),
+      minRequests: 50,
+    });
     expect(r.verdict).toBe('pass');
     expect(r.requests).toBeGreaterThan(150);
     const [sr, p99, rel] = r.results;
@@ -101,7 +116,13 @@ describe('analysis against a real Prometheus scraping an Istio-like exporter', (
   });
 
   it('fails a bad canary and says by how much', async () => {
-    const r = await runAnalysis({ provider, checks: STANDARD, ctx: ctxFor('v3'), minRequests: 50 });
+    const r = await runAnalysis({
+      now: await lastScrape(),
+      provider,
+      checks: STANDARD,
+      ctx: ctxFor('v3'),
+      minRequests: 50,
+    });
     expect(r.verdict).toBe('fail');
     expect(r.results.map((x) => x.verdict)).toEqual(['fail', 'fail', 'fail']);
     expect(r.results[0]!.message).toMatch(
@@ -118,6 +139,7 @@ describe('analysis against a real Prometheus scraping an Istio-like exporter', (
 
   it('runs only the critical checks for the guard between steps', async () => {
     const r = await runAnalysis({
+      now: await lastScrape(),
       provider,
       checks: STANDARD,
       ctx: ctxFor('v3'),
@@ -129,28 +151,51 @@ describe('analysis against a real Prometheus scraping an Istio-like exporter', (
   });
 
   it('never passes with too little traffic: every check is inconclusive with the count', async () => {
-    const r = await runAnalysis({ provider, checks: STANDARD, ctx: ctxFor('v5'), minRequests: 50 });
+    const r = await runAnalysis({
+      now: await lastScrape(),
+      provider,
+      checks: STANDARD,
+      ctx: ctxFor('v5'),
+      minRequests: 50,
+    });
     expect(r.verdict).toBe('inconclusive');
     for (const x of r.results) {
       expect(x.verdict).toBe('inconclusive');
       expect(x.reason).toBe('insufficient-traffic');
       expect(x.message).toMatch(/^insufficient traffic: [3-7] of 50 requests$/);
     }
-    const none = await runAnalysis({ provider, checks: STANDARD, ctx: ctxFor('v9'), minRequests: 50 });
+    const none = await runAnalysis({
+      now: await lastScrape(),
+      provider,
+      checks: STANDARD,
+      ctx: ctxFor('v9'),
+      minRequests: 50,
+    });
     expect(none.results[0]!.message).toMatch(
       /^insufficient traffic: 0 of 50 requests \(no series for the canary — check the labels; query: sum\(increase\(istio_requests_total\{reporter="source",.*destination_version="v9"/,
     );
   });
 
   it('reports no data, NaN, several series and a bad query as inconclusive with the reason', async () => {
-    const noData = await runAnalysis({ provider, checks: STANDARD.slice(0, 1), ctx: ctxFor('v9') });
+    const noData = await runAnalysis({
+      now: await lastScrape(),
+      provider,
+      checks: STANDARD.slice(0, 1),
+      ctx: ctxFor('v9'),
+    });
     expect(noData.results[0]).toMatchObject({ verdict: 'inconclusive', reason: 'no-data' });
     expect(noData.results[0]!.message).toMatch(
       /^no data: the query returned no series — check the labels \(query: sum\(rate/,
     );
-    const idle = await runAnalysis({ provider, checks: STANDARD.slice(0, 1), ctx: ctxFor('v4') });
+    const idle = await runAnalysis({
+      now: await lastScrape(),
+      provider,
+      checks: STANDARD.slice(0, 1),
+      ctx: ctxFor('v4'),
+    });
     expect(idle.results[0]).toMatchObject({ verdict: 'inconclusive', reason: 'nan' });
     const custom = await runAnalysis({
+      now: await lastScrape(),
       provider,
       ctx: ctxFor('v3'),
       checks: [
@@ -187,6 +232,7 @@ describe('analysis against a real Prometheus scraping an Istio-like exporter', (
 
   it('runs custom PromQL with variables, for the canary and, through {{ subject }}, for the stable', async () => {
     const r = await runAnalysis({
+      now: await lastScrape(),
       provider,
       ctx: { ...ctxFor('v3'), vars: { ns: 'bookinfo' } },
       checks: [
@@ -226,13 +272,18 @@ describe('analysis against a real Prometheus scraping an Istio-like exporter', (
       template: 'request-success-rate',
       judge: { type: 'mann-whitney', direction: 'decrease', step: '1s', window: '3s', effectSize: 0.01 },
     };
-    const bad = await runAnalysis({ provider, checks: [mw, errorsMw], ctx: ctxFor('v3') });
+    const bad = await runAnalysis({
+      now: await lastScrape(),
+      provider,
+      checks: [mw, errorsMw],
+      ctx: ctxFor('v3'),
+    });
     expect(bad.results.map((x) => x.verdict)).toEqual(['fail', 'fail']);
     expect(bad.results[0]!.message).toMatch(
       /^p99 latency higher on the canary: median 49[78]ms vs stable 49\.\dms \(\+9\d\d%\), p=.* < 0\.05$/,
     );
     expect(Number(bad.results[0]!.details!.canaryPoints)).toBeGreaterThanOrEqual(8);
-    const good = await runAnalysis({ provider, checks: [mw], ctx: ctxFor('v2') });
+    const good = await runAnalysis({ now: await lastScrape(), provider, checks: [mw], ctx: ctxFor('v2') });
     expect(good.results[0]!.verdict).toBe('pass');
   });
 });
