@@ -299,7 +299,11 @@ export function createPrometheusProvider(
         const code = (e as NodeJS.ErrnoException).code ?? '';
         lastError = new MetricError(
           'unreachable',
-          `Prometheus at ${base.origin}${prefix} is unreachable: ${code || (e as Error).message}`,
+          `Prometheus at ${base.origin}${prefix} is unreachable: ${code || (e as Error).message}${
+            /CERT|SELF_SIGNED|TLS/.test(code)
+              ? ' (set prometheus.tls.caFile to the CA that signed its certificate)'
+              : ''
+          }`,
           { query },
         );
         if (RETRYABLE_NETWORK.has(code) || !code) continue;

@@ -1,5 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,10 +28,10 @@ async function rejection(p: Promise<unknown>): Promise<MetricError> {
 }
 
 /** A gateway in front of Prometheus: serves it under /prom, wants a bearer token, can be told to fail. */
-function startGateway(target: string) {
+function startGateway(target: string, tls?: { key: string; cert: string }) {
   const state = { failNext: 0, hang: false, requests: 0, seenHeaders: [] as Record<string, unknown>[] };
   const targetUrl = new URL(target);
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     state.requests++;
     state.seenHeaders.push({ ...req.headers });
     if (state.hang) return; // never answers
@@ -63,7 +65,8 @@ function startGateway(target: string) {
       },
     );
     req.pipe(up);
-  });
+  };
+  const server: Server = tls ? createHttpsServer(tls, handler) : createServer(handler);
   return { server, state };
 }
 
@@ -199,6 +202,77 @@ describe('the Prometheus provider against a real Prometheus', () => {
     ).toThrow('prometheus.bearerToken.env: environment variable PROM_TOKEN is not set or empty');
     for (const p of [fromFile, fromEnv, noToken, wrong]) p.close();
   });
+
+  it('sends basic auth, and a wrong password is unauthorized without showing it', async () => {
+    const p = createPrometheusProvider(
+      { url: gwUrl, basicAuth: { username: 'vane', password: { env: 'PROM_PASSWORD' } } },
+      { env: { PROM_PASSWORD: 'pa55' } },
+    );
+    const e = await rejection(p.query('vector(1)'));
+    expect(e.code).toBe('unauthorized');
+    expect(e.message).not.toContain('pa55');
+    expect(gw.state.seenHeaders.at(-1)).toMatchObject({
+      authorization: `Basic ${Buffer.from('vane:pa55').toString('base64')}`,
+    });
+    p.close();
+  });
+
+  it.skipIf(spawnSync('openssl', ['version']).status !== 0)(
+    'reaches Prometheus behind TLS with a CA file, and refuses an unknown certificate',
+    async () => {
+      const key = join(dir, 'key.pem');
+      const cert = join(dir, 'cert.pem');
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+          '-days',
+          '1',
+          '-subj',
+          '/CN=127.0.0.1',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+        ],
+        { stdio: 'ignore' },
+      );
+      const tlsGw = startGateway(prom.url, {
+        key: readFileSync(key, 'utf8'),
+        cert: readFileSync(cert, 'utf8'),
+      });
+      await new Promise<void>((r) => tlsGw.server.listen(0, '127.0.0.1', r));
+      const url = `https://127.0.0.1:${(tlsGw.server.address() as AddressInfo).port}/prom`;
+      try {
+        const trusted = createPrometheusProvider({
+          url,
+          bearerToken: { value: TOKEN },
+          tls: { caFile: cert },
+        });
+        expect(await trusted.query('vector(5)')).toMatchObject({ series: [{ value: 5 }] });
+        const untrusted = createPrometheusProvider({ url, bearerToken: { value: TOKEN }, retries: 0 });
+        const e = await rejection(untrusted.query('vector(5)'));
+        expect(e.code).toBe('unreachable');
+        expect(e.message).toMatch(/SELF_SIGNED|self.signed/i);
+        const insecure = createPrometheusProvider({
+          url,
+          bearerToken: { value: TOKEN },
+          tls: { insecureSkipVerify: true },
+        });
+        expect(await insecure.query('vector(6)')).toMatchObject({ series: [{ value: 6 }] });
+        for (const p of [trusted, untrusted, insecure]) p.close();
+      } finally {
+        tlsGw.server.closeAllConnections();
+        tlsGw.server.close();
+      }
+    },
+  );
 
   it('retries a 5xx with backoff and gives up after its retries', async () => {
     const p = createPrometheusProvider({
