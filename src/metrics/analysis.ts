@@ -277,13 +277,14 @@ export async function runAnalysis(o: RunAnalysisOptions): Promise<AnalysisReport
   if (g) {
     if ('error' in g) {
       const why = isMetricError(g.error) ? g.error.message : String(g.error);
-      // Without a sample size no verdict is trustworthy, a failing one included.
-      results = results.map((r) => ({
-        ...r,
-        verdict: 'inconclusive',
-        reason: 'insufficient-traffic',
-        message: `request count unknown: ${why}`,
-      }));
+      // Without a sample size no verdict is trustworthy, a failing one included. A check that is
+      // already inconclusive keeps its own reason (often the same outage).
+      const reason = isMetricError(g.error) ? g.error.code : 'error';
+      results = results.map((r) =>
+        r.verdict === 'inconclusive'
+          ? r
+          : { ...r, verdict: 'inconclusive', reason, message: `request count unknown: ${why}` },
+      );
     } else {
       requests = Math.round(g.count);
       if (requests < minRequests) {

@@ -12,6 +12,7 @@ export {
 } from './prometheus.ts';
 export { compileQuery, escapePromString, renderQuery } from './render.ts';
 export {
+  AnalysisSettingsSchema,
   type AnalysisSpec,
   AnalysisSpecSchema,
   type CompiledCheck,

@@ -283,3 +283,6 @@ export function compileCheck(
     },
   };
 }
+
+/** The same schema under the name the engine's brief used. */
+export const AnalysisSettingsSchema = AnalysisSpecSchema;

@@ -227,6 +227,7 @@ describe('analysis against a real Prometheus scraping an Istio-like exporter', (
     for (const x of r.results) {
       expect(x.verdict).toBe('inconclusive');
       expect(x.message).toMatch(/unreachable: ECONNREFUSED/);
+      expect(x.reason).toBe('unreachable');
     }
   });
 
