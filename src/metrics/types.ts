@@ -30,6 +30,8 @@ export type QueryResult =
 export interface SubsetRef {
   subset: string;
   labels: Record<string, string>;
+  /** Name of the subset's workload (Deployment), matched as destination_workload when given. */
+  workload?: string;
 }
 
 /** What templates may refer to. */
@@ -64,6 +66,16 @@ export interface MetricResult {
   message: string;
   /** The PromQL run, for the on-call engineer. */
   query?: string;
+  /** The PromQL run for the stable side, when there was one. */
+  stableQuery?: string;
+  /**
+   * Why the verdict is inconclusive: a MetricError code (no-data, nan, infinite, multiple-series,
+   * unreachable, timeout, bad-query, unauthorized, http, unexpected-type, config),
+   * insufficient-traffic, or error (a bug).
+   */
+  reason?: string;
+  /** Judge-specific figures, e.g. pValue and medians of Mann-Whitney. */
+  details?: Record<string, number | string>;
 }
 
 export interface AnalysisReport {
@@ -71,4 +83,10 @@ export interface AnalysisReport {
   results: MetricResult[];
   /** When it was evaluated (ms since epoch). */
   at: number;
+  /** Canary requests in the window, when the sample-size gate ran and could count them. */
+  requests?: number;
+  /** The gate's minimum (0: no gate). */
+  minRequests?: number;
+  /** Wall-clock time the evaluation took. */
+  durationMs?: number;
 }

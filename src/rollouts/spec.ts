@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Duration } from '../duration.ts';
-import { MetricCheckSchema } from '../metrics/spec.ts';
+import { MetricCheckSchema, ReporterSchema } from '../metrics/spec.ts';
 
 const Name = z
   .string()
@@ -82,6 +82,17 @@ export const AnalysisSchema = z.object({
   failureThreshold: z.number().int().min(1).max(100).default(2),
   /** Below this many canary requests in the window a check is inconclusive. Default 50. */
   minRequests: z.number().int().min(0).default(50),
+  /** Reporter of the built-in templates (source or destination). Default source. */
+  reporter: ReporterSchema.default('source'),
+  /** Variables for custom queries ({{ name }}). */
+  vars: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name: letters, digits and _'),
+      z.string(),
+    )
+    .default({}),
+  /** PromQL counting the canary's requests in the window, instead of the request-count template. */
+  requestCountQuery: z.string().min(1).optional(),
   metrics: z.array(MetricCheckSchema).max(50).default([]),
   /** How long each wait may last before rollback. */
   deadlines: z
