@@ -86,13 +86,15 @@ describe('weights', () => {
       },
       undefined,
     );
-    const after = setWeights(ratings, s, { stable: 60, canary: 20 });
+    // stable 75 / canary 25 of the 80% the legacy destination leaves
+    const after = setWeights(ratings, s, { stable: 75, canary: 25 });
     const route = after.http![1]!;
     expect(route.route!.map((d) => [d.destination.host, d.destination.subset, d.weight])).toEqual([
       ['ratings.bookinfo.svc.cluster.local', 'v1', 60],
       ['ratings.bookinfo.svc.cluster.local', 'v2', 20],
       ['ratings-legacy', undefined, 20],
     ]);
+    expect(readWeights(after, s)).toEqual({ stable: 75, canary: 25 });
     // the canary copies the stable destination's port and headers
     expect(route.route![1]!.destination.port).toEqual({ number: 9080 });
     expect(route.route![1]!.headers).toEqual({ request: { set: { 'x-from': 'mesh' } } });
@@ -101,8 +103,42 @@ describe('weights', () => {
     expect(route.timeout).toBe('10s');
     expect(after.http![0]).toBe(ratings.http![0]);
     expect(after.tcp).toBe(ratings.tcp);
-    expect(() => setWeights(ratings, s, { stable: 50, canary: 50 })).toThrow(
-      "VirtualService bookinfo/ratings http route 'default': stable 50 + canary 50 = 100, but its other destinations take 20%, so stable + canary must be 80",
+    expect(() => setWeights(ratings, s, { stable: 50, canary: 40 })).toThrow(
+      'weights for VirtualService bookinfo/ratings must sum to 100: stable 50 + canary 40 = 90',
+    );
+  });
+
+  it('a 1% canary in a route where others take half still gets traffic, and reads back through the hint', () => {
+    const spec: VirtualServiceSpec = {
+      http: [
+        {
+          route: [
+            { destination: { host: 'reviews', subset: 'v1' }, weight: 50 },
+            { destination: { host: 'reviews', subset: 'v0' }, weight: 50 },
+          ],
+        },
+      ],
+    };
+    const s = routeScope(reviewsTarget({ routes: undefined }), 'reviews');
+    const after = setWeights(spec, s, { stable: 99, canary: 1 });
+    expect(after.http![0]!.route!.map((d) => d.weight)).toEqual([49, 1, 50]);
+    expect(readWeights(after, s)).toEqual({ stable: 98, canary: 2 });
+    expect(readWeights(after, s, { stable: 99, canary: 1 })).toEqual({ stable: 99, canary: 1 });
+    // a hint that does not explain the weights (someone edited them) is not believed
+    expect(readWeights(after, s, { stable: 90, canary: 10 })).toEqual({ stable: 98, canary: 2 });
+    const full: VirtualServiceSpec = {
+      http: [
+        {
+          name: 'all-legacy',
+          route: [
+            { destination: { host: 'reviews', subset: 'v1' }, weight: 0 },
+            { destination: { host: 'legacy' }, weight: 100 },
+          ],
+        },
+      ],
+    };
+    expect(() => setWeights(full, s, { stable: 90, canary: 10 })).toThrow(
+      "VirtualService bookinfo/reviews http route 'all-legacy': its other destinations take 100% of the traffic, so nothing is left to split between stable and canary; give reviews subset v1 a weight",
     );
   });
 

@@ -11,5 +11,7 @@ export {
   type RouteWeights,
   readRouteWeights,
   readWeights,
+  scaleToShare,
   setWeights,
+  splitOfShare,
 } from './weights.ts';

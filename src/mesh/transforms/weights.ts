@@ -110,15 +110,50 @@ function withWeights(route: HttpRoute, dests: HttpRouteDestination[], weights: n
   return { ...route, route: dests.map((d, i) => ({ ...d, weight: weights[i]! })) };
 }
 
-function checkWeights(w: Weights): void {
+function checkWeights(w: Weights, where: string): void {
   for (const [k, v] of Object.entries(w)) {
-    if (!Number.isInteger(v) || v < 0 || v > 100)
-      throw invalid(`weight ${k}=${v} must be an integer from 0 to 100`);
+    if (!Number.isInteger(v) || v < 0 || v > 100) {
+      throw invalid(`weight ${k}=${v} for ${where} must be an integer from 0 to 100`);
+    }
+  }
+  if (w.stable + w.canary !== 100) {
+    throw invalid(
+      `weights for ${where} must sum to 100: stable ${w.stable} + canary ${w.canary} = ${w.stable + w.canary}`,
+    );
   }
 }
 
+/**
+ * The stable/canary split (of 100) as weights within a route where other destinations keep
+ * `100 - share`. A side asked for more than 0 never gets 0, so a 1% canary still sees traffic.
+ */
+export function scaleToShare(w: Weights, share: number): Weights {
+  if (share === 100) return w;
+  let canary = Math.round((w.canary * share) / 100);
+  if (w.canary > 0 && canary === 0 && share > 0) canary = 1;
+  if (w.stable > 0 && canary === share && share > 1) canary = share - 1;
+  return { stable: share - canary, canary };
+}
+
+/**
+ * The stable/canary split (of 100) that route weights within a share stand for. `hint` (what
+ * vane last asked for) is returned when it maps to exactly these weights, because several splits
+ * can round to the same weights when other destinations take part of the route.
+ */
+export function splitOfShare(inShare: Weights, hint?: Weights): Weights {
+  const share = inShare.stable + inShare.canary;
+  if (share === 100) return inShare;
+  if (hint) {
+    const h = scaleToShare(hint, share);
+    if (h.stable === inShare.stable && h.canary === inShare.canary) return hint;
+  }
+  if (share === 0) return { stable: 0, canary: 0 };
+  const canary = Math.round((inShare.canary * 100) / share);
+  return { stable: 100 - canary, canary };
+}
+
 /** Sets stable and canary in one route; the route itself when it already says so. */
-function setRouteWeights(route: HttpRoute, index: number, scope: RouteScope, w: Weights): HttpRoute {
+function setRouteWeights(route: HttpRoute, index: number, scope: RouteScope, split: Weights): HttpRoute {
   const p = routeParts(route, index, scope);
   if (p.stable < 0 && p.canary < 0) {
     throw invalid(
@@ -126,11 +161,12 @@ function setRouteWeights(route: HttpRoute, index: number, scope: RouteScope, w: 
     );
   }
   const others = p.current.reduce((sum, v, i) => (i === p.stable || i === p.canary ? sum : sum + v), 0);
-  if (w.stable + w.canary !== 100 - others) {
+  if (others === 100) {
     throw invalid(
-      `${p.where}: stable ${w.stable} + canary ${w.canary} = ${w.stable + w.canary}, but its other destinations take ${others}%, so stable + canary must be ${100 - others}`,
+      `${p.where}: its other destinations take 100% of the traffic, so nothing is left to split between stable and canary; give ${scope.host} subset ${scope.stableSubset} a weight`,
     );
   }
+  const w = scaleToShare(split, 100 - others);
   if (p.stable >= 0 && p.canary >= 0) {
     if (p.current[p.stable] === w.stable && p.current[p.canary] === w.canary) return route;
     const next = [...p.current];
@@ -162,31 +198,41 @@ function setRouteWeights(route: HttpRoute, index: number, scope: RouteScope, w: 
 }
 
 /**
- * Sets the stable and canary weights in every managed route. The canary destination is added
- * (copying the stable one's port and headers) when it is missing and gets traffic. Other
- * destinations keep their share, so stable + canary must equal 100 minus that share; anything else
- * is refused with the route and the numbers. Returns the input when nothing changes.
+ * Splits the managed traffic of every managed route between stable and canary (`w` sums to 100).
+ * The canary destination is added (copying the stable one's port and headers) when it is missing
+ * and gets traffic. Other destinations keep their share and the split applies to the rest, so each
+ * route still sums to 100; a route with no rest is refused. Returns the input when nothing changes.
  */
 export function setWeights(spec: VirtualServiceSpec, scope: RouteScope, w: Weights): VirtualServiceSpec {
-  checkWeights(w);
+  checkWeights(w, vsName(scope));
   const http = spec.http ?? [];
   const next = new Map<number, HttpRoute>();
   for (const i of managedRouteIndices(spec, scope)) next.set(i, setRouteWeights(http[i]!, i, scope, w));
   return replaceRoutes(spec, next);
 }
 
-/** The managed weights of every managed route, normalized to integers of 100. */
-export function readRouteWeights(spec: VirtualServiceSpec, scope: RouteScope): RouteWeights[] {
+/**
+ * The stable/canary split (of 100) of every managed route; `hint` is what vane last wrote (see
+ * splitOfShare).
+ */
+export function readRouteWeights(
+  spec: VirtualServiceSpec,
+  scope: RouteScope,
+  hint?: Weights,
+): RouteWeights[] {
   const http = spec.http ?? [];
   return managedRouteIndices(spec, scope).map((i) => {
     const route = http[i]!;
-    return { route: route.name ?? `#${i}`, weights: weightsOf(routeParts(route, i, scope)) };
+    return {
+      route: route.name ?? `#${i}`,
+      weights: splitOfShare(weightsOf(routeParts(route, i, scope)), hint),
+    };
   });
 }
 
-/** The managed weights of the first managed route (vane writes the same weights to all of them). */
-export function readWeights(spec: VirtualServiceSpec, scope: RouteScope): Weights {
-  return readRouteWeights(spec, scope)[0]!.weights;
+/** The stable/canary split of the first managed route (vane writes the same split to all of them). */
+export function readWeights(spec: VirtualServiceSpec, scope: RouteScope, hint?: Weights): Weights {
+  return readRouteWeights(spec, scope, hint)[0]!.weights;
 }
 
 /**
