@@ -1,16 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { Duration } from './duration.ts';
 
 /**
  * Every setting vane reads, in one schema. Each key is read from its environment variable
  * (see {@link ENV}) and, below that, from the optional YAML file named by VANE_CONFIG.
  * Parsed once at start-up; nothing reads process.env after that.
  */
-const duration = z
-  .string()
-  .regex(/^\d+(ms|s|m|h)$/, 'a duration such as 500ms, 30s, 5m or 1h')
-  .transform((s) => parseDuration(s));
 
 /** An integer setting; every failure says the allowed range. */
 function intIn(min: number, max: number) {
@@ -38,7 +35,7 @@ export const ConfigSchema = z.object({
   /** json, pretty, or auto (pretty on a terminal, JSON otherwise). Default auto. */
   logFormat: z.enum(['json', 'pretty', 'auto']).default('auto'),
   /** How long shutdown may take before the process exits anyway. Default 20s. */
-  shutdownTimeout: duration.default(20_000),
+  shutdownTimeout: Duration.default(20_000),
   /** Concurrent jobs per worker process. Default 50 (ticks are mostly I/O). */
   workerConcurrency: intIn(1, 10_000).default(50),
   /** Path of a kubeconfig; unset means in-cluster config when running in a pod, otherwise none (sandbox). */
@@ -82,14 +79,6 @@ export const ENV: Record<keyof Config, string> = {
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
-}
-
-export function parseDuration(s: string): number {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(s);
-  if (!m) throw new Error(`not a duration: ${s}`);
-  const n = Number(m[1]);
-  const unit = m[2] as 'ms' | 's' | 'm' | 'h';
-  return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit];
 }
 
 /**

@@ -11,8 +11,8 @@ export interface RedisConnectOptions {
 
 /**
  * One Redis connection. Reconnects forever with a capped backoff, so a process outlives a Redis
- * restart. A client connection fails commands at once while disconnected instead of queueing them,
- * so /readyz and API calls answer quickly.
+ * restart. A client connection gives up on a command after a few seconds instead of waiting for
+ * Redis forever, so API calls answer; /readyz checks the connection state first and answers at once.
  */
 export function connectRedis(url: string, { role, name }: RedisConnectOptions): Redis {
   const options: RedisOptions = {
@@ -21,8 +21,9 @@ export function connectRedis(url: string, { role, name }: RedisConnectOptions): 
     connectionName: name,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 4), 1_000),
     maxRetriesPerRequest: role === 'worker' ? null : 1,
-    enableOfflineQueue: role === 'worker',
-    commandTimeout: role === 'worker' ? undefined : 2_000,
+    // Commands sent while (re)connecting wait in the queue; a client's fail within its command timeout.
+    enableOfflineQueue: true,
+    commandTimeout: role === 'worker' ? undefined : 5_000,
   };
   const redis = new Redis(url, options);
   // Errors surface through commands and /readyz; an 'error' listener keeps them from crashing the process.

@@ -1,11 +1,20 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
+import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { RolloutError } from '../rollouts/errors.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
 import { ApiError, envelope } from './errors.ts';
 import { registerHealthz } from './health/healthz.ts';
 import { registerMetrics } from './health/metrics.ts';
 import { registerReadyz } from './health/readyz.ts';
+import { bearerAuth } from './middleware/bearer-auth.ts';
 import { requestId } from './middleware/request-id.ts';
+import { registerRolloutCommands } from './rollouts/commands.ts';
+import { registerCreateRollout } from './rollouts/create.ts';
+import { registerRolloutEvents } from './rollouts/events.ts';
+import { registerGetRollout } from './rollouts/get.ts';
+import { registerListRollouts } from './rollouts/list.ts';
+import { registerTemplates } from './templates/routes.ts';
 
 export type App = OpenAPIHono<AppEnv>;
 
@@ -44,8 +53,19 @@ export function newApp(deps: ApiDeps): App {
     if (err instanceof ApiError) {
       return c.json(envelope(err.code, err.message, id, err.details), err.status as ContentfulStatusCode);
     }
+    if (err instanceof RolloutError) {
+      const mapped = new ApiError(err.code, err.message, err.details);
+      return c.json(
+        envelope(mapped.code, mapped.message, id, mapped.details),
+        mapped.status as ContentfulStatusCode,
+      );
+    }
     if (err instanceof SyntaxError) {
       return c.json(envelope('BAD_REQUEST', `request body is not valid JSON: ${err.message}`, id), 400);
+    }
+    if (err instanceof HTTPException && err.status < 500) {
+      const code = err.status === 401 ? 'UNAUTHORIZED' : err.status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST';
+      return c.json(envelope(code, err.message || 'bad request', id), err.status);
     }
     (c.get('logger') ?? deps.logger).error({ err }, 'unhandled error');
     return c.json(envelope('INTERNAL', 'internal error; quote the request id when reporting it', id), 500);
@@ -57,6 +77,16 @@ export function newApp(deps: ApiDeps): App {
   registerHealthz(app);
   registerReadyz(app, deps);
   registerMetrics(app, deps);
+
+  if (deps.domain) {
+    app.use('/api/*', bearerAuth({ tokens: deps.apiTokens ?? [] }));
+    registerCreateRollout(app, deps.domain);
+    registerListRollouts(app, deps.domain);
+    registerGetRollout(app, deps.domain);
+    registerRolloutEvents(app, deps.domain);
+    registerRolloutCommands(app, deps.domain);
+    registerTemplates(app, deps.domain);
+  }
 
   app.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'vane', version: '1' } });
   return app;

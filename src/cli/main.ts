@@ -4,6 +4,7 @@ import { type Config, ConfigError, loadConfig } from '../config.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { type ManagedProcess, startRedisServer } from '../sandbox/processes.ts';
 import { type Role, startService } from '../service.ts';
+import { rolloutCommand } from './rollout.ts';
 
 const USAGE = `usage: vane <command>
 
@@ -13,6 +14,7 @@ commands:
   analyze          check a rollout target before starting it ('vane analyze --help')
   api              the HTTP API only (needs REDIS_URL)
   worker           the workers only (needs REDIS_URL)
+  rollout ...      start, watch and steer rollouts through the API ('vane rollout --help')
 
 settings come from environment variables (PORT, REDIS_URL, LOG_LEVEL, ...) and VANE_CONFIG (a YAML file).`;
 
@@ -22,6 +24,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  // Client commands talk to a running vane; they do not need the server's settings.
+  if (command === 'rollout') return rolloutCommand(argv.slice(1));
   let config: Config;
   try {
     config = loadConfig();

@@ -1,0 +1,33 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { DomainContext } from '../../rollouts/context.ts';
+import { publicView } from '../../rollouts/model.ts';
+import { startRollout } from '../../rollouts/verbs.ts';
+import type { App } from '../app.ts';
+import { errorResponses } from '../errors.ts';
+import { RolloutSchema, RolloutSpecInputSchema } from './schema.ts';
+
+const route = createRoute({
+  method: 'post',
+  path: '/api/v1/rollouts',
+  summary: 'Start a rollout (idempotent with idempotencyKey)',
+  request: { body: { required: true, content: { 'application/json': { schema: RolloutSpecInputSchema } } } },
+  responses: {
+    201: {
+      description: 'Started',
+      content: { 'application/json': { schema: z.object({ rollout: RolloutSchema }) } },
+    },
+    200: {
+      description: 'A rollout with the same idempotencyKey exists; it is returned',
+      content: { 'application/json': { schema: z.object({ rollout: RolloutSchema }) } },
+    },
+    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'TARGET_BUSY'),
+  },
+});
+
+export function registerCreateRollout(app: App, ctx: DomainContext): void {
+  app.openapi(route, async (c) => {
+    const { rollout, created } = await startRollout({ ctx, input: c.req.valid('json') });
+    c.header('Location', `/api/v1/rollouts/${rollout.id}`);
+    return c.json({ rollout: publicView(rollout) }, created ? 201 : 200);
+  });
+}

@@ -1,0 +1,58 @@
+import type { MeshTarget, TrafficRouter } from '../mesh/types.ts';
+import type { AnalysisReport } from '../metrics/types.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Recorder } from '../observability/recorder.ts';
+import type { Rollout, RolloutEvent } from './model.ts';
+import type { RolloutStore } from './store.ts';
+import type { TemplateStore } from './templates.ts';
+
+/** Readiness of the canary workload as the cluster reports it. */
+export interface WorkloadStatus {
+  ready: boolean;
+  desired: number;
+  readyReplicas: number;
+  message?: string;
+}
+
+export interface WorkloadReader {
+  readWorkload(namespace: string, kind: string, name: string, cluster?: string): Promise<WorkloadStatus>;
+}
+
+/** Runs a rollout's metric checks: the critical ones (guard) or all of them (full). */
+export interface RolloutAnalyzer {
+  analyze(
+    rollout: Rollout,
+    scope: 'critical' | 'full',
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<AnalysisReport>;
+}
+
+/** Wakes a rollout's tick at once (after a command) or starts its ticking (after creation). */
+export interface TickScheduler {
+  wake(rolloutId: string): Promise<void>;
+}
+
+/** Preflight findings that stop a rollout (errors only). */
+export interface Preflight {
+  check(target: MeshTarget, rolloutId: string): Promise<{ code: string; message: string }[]>;
+}
+
+/** Whoever wants to hear about a rollout's events (notifications, webhooks of type event). */
+export type EventListener = (rollout: Rollout, events: RolloutEvent[]) => void;
+
+/** Everything the domain verbs and the engine need; built once per process. */
+export interface DomainContext {
+  store: RolloutStore;
+  templates: TemplateStore;
+  /** The traffic router of a cluster (by kubeconfig context; undefined = the default one). */
+  router(cluster?: string): TrafficRouter;
+  workloads?: WorkloadReader;
+  analyzer: RolloutAnalyzer;
+  scheduler: TickScheduler;
+  preflight?: Preflight;
+  recorder: Recorder;
+  logger: Logger;
+  now(): number;
+  onEvents?: EventListener;
+}

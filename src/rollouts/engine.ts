@@ -1,0 +1,505 @@
+import { randomUUID } from 'node:crypto';
+import { MeshError, type MeshTarget, type Weights } from '../mesh/types.ts';
+import type { AnalysisReport } from '../metrics/types.ts';
+import {
+  analysisNeed,
+  decide,
+  initialProgress,
+  type Observation,
+  type StageTraffic,
+  stagesOf,
+  type Timing,
+} from '../strategies/index.ts';
+import type { DomainContext } from './context.ts';
+import { VersionConflict } from './errors.ts';
+import type { Command, Rollout, RolloutEvent } from './model.ts';
+import { canTransition, isTerminal, type Phase } from './phases.ts';
+
+/** What the scheduler does after a tick. */
+export type TickOutcome = { done: true } | { done: false; nextAt: number };
+
+/** How long a worker holds a rollout's lease; a tick never takes longer (every outside call has a timeout). */
+const LEASE_MS = 30_000;
+/** How often a paused rollout is looked at (commands wake it at once anyway). */
+const IDLE_MS = 15_000;
+
+export function meshTarget(r: Rollout): MeshTarget {
+  const t = r.spec.target;
+  return {
+    namespace: t.namespace,
+    virtualService: t.virtualService,
+    destinationRule: t.destinationRule,
+    ...(t.routes ? { routes: t.routes } : {}),
+    ...(t.host ? { host: t.host } : {}),
+    ...(t.cluster ? { cluster: t.cluster } : {}),
+    stableSubset: r.spec.stable.subset,
+    canarySubset: r.spec.canary.subset,
+    canaryLabels: r.spec.canary.labels,
+  };
+}
+
+export function timingOf(r: Rollout): Timing {
+  const a = r.spec.analysis;
+  return {
+    stepIntervalMs: r.spec.strategy.stepInterval,
+    guardIntervalMs: a.guardInterval,
+    failureThreshold: a.failureThreshold,
+    inconclusiveDeadlineMs: a.deadlines.inconclusive,
+    promotionGate:
+      r.spec.strategy.confirmPromotion || r.spec.webhooks.some((w) => w.type === 'confirm-promotion'),
+    gateDeadlineMs: a.deadlines.gate,
+  };
+}
+
+function weightsOf(traffic: StageTraffic): Weights {
+  return { stable: 100 - traffic.canaryWeight, canary: traffic.canaryWeight };
+}
+
+/** A rollout being changed within one tick: the next state and the events that explain it. */
+class Change {
+  events: RolloutEvent[] = [];
+  constructor(
+    public r: Rollout,
+    private readonly now: number,
+  ) {}
+
+  transition(to: Phase, reason: string, extra: Partial<Rollout> = {}, results?: AnalysisReport): void {
+    const from = this.r.phase;
+    if (!canTransition(from, to)) throw new Error(`bug: transition ${from} → ${to} is not allowed`);
+    this.r = {
+      ...this.r,
+      ...extra,
+      phase: to,
+      reason,
+      phaseStartedAt: this.now,
+      ...(isTerminal(to) ? { endedAt: this.now } : {}),
+    };
+    this.events.push({
+      time: this.now,
+      type: 'transition',
+      from,
+      to,
+      reason,
+      weights: this.r.weights,
+      ...(results ? { results: results.results, verdict: results.verdict } : {}),
+    });
+  }
+
+  event(e: Omit<RolloutEvent, 'time'>): void {
+    this.events.push({ time: this.now, ...e });
+  }
+}
+
+/**
+ * One tick of one rollout: lease it, read the cluster, run the checks that are due, decide through
+ * the strategy, write through the TrafficRouter, and store the new state with compare-and-set.
+ * Safe to run again at any point: state is stored before the cluster is changed, and every cluster
+ * write is idempotent.
+ */
+export async function tick(ctx: DomainContext, id: string): Promise<TickOutcome> {
+  const token = randomUUID();
+  if (!(await ctx.store.acquireLease(id, token, LEASE_MS))) {
+    // Another worker has it; look again soon.
+    return { done: false, nextAt: ctx.now() + 250 };
+  }
+  const started = performance.now();
+  try {
+    return await runTick(ctx, id);
+  } finally {
+    ctx.recorder.observeTick((performance.now() - started) / 1000);
+    await ctx.store.releaseLease(id, token).catch(() => {});
+  }
+}
+
+async function runTick(ctx: DomainContext, id: string): Promise<TickOutcome> {
+  let r = await ctx.store.get(id);
+  if (!r) return { done: true };
+  if (isTerminal(r.phase)) return { done: true };
+  try {
+    if (r.commands.length > 0) r = await save(ctx, r, applyCommands(r, ctx.now()));
+    return await step(ctx, r);
+  } catch (e) {
+    if (e instanceof VersionConflict) return { done: false, nextAt: ctx.now() };
+    return handleError(ctx, r, e as Error);
+  }
+}
+
+async function save(ctx: DomainContext, prev: Rollout, change: Change): Promise<Rollout> {
+  const next = { ...change.r, updatedAt: ctx.now() };
+  const stored = await ctx.store.update(prev, next, change.events);
+  for (const e of change.events) {
+    if (e.type === 'transition' && e.from && e.to) ctx.recorder.transition(e.from, e.to);
+  }
+  if (prev.phase !== stored.phase) ctx.recorder.phaseChanged(prev.phase, stored.phase);
+  if (change.events.length) ctx.onEvents?.(stored, change.events);
+  return stored;
+}
+
+function applyCommands(r: Rollout, now: number): Change {
+  const c = new Change({ ...r, commands: [] }, now);
+  for (const cmd of r.commands) applyCommand(c, cmd, now);
+  return c;
+}
+
+function applyCommand(c: Change, cmd: Command, now: number): void {
+  const r = c.r;
+  const by = cmd.by ? ` by ${cmd.by}` : '';
+  const why = cmd.reason ? `: ${cmd.reason}` : '';
+  c.event({ type: 'command', reason: `${cmd.type}${by}${why}`, ...(cmd.by ? { by: cmd.by } : {}) });
+  if (isTerminal(r.phase) || r.phase === 'rolling-back') return;
+  switch (cmd.type) {
+    case 'abort':
+      c.transition('rolling-back', `aborted${by}${why}`, { outcome: 'aborted' });
+      return;
+    case 'pause':
+      if (r.phase === 'paused' || r.phase === 'promoting') return;
+      c.transition('paused', `paused${by}${why}`, { pause: { from: r.phase, kind: 'manual' } });
+      return;
+    case 'resume': {
+      if (r.phase !== 'paused' || !r.pause) return;
+      const back = r.pause.from === 'paused' ? 'progressing' : r.pause.from;
+      c.transition(back, `resumed${by}${why}`, {
+        pause: undefined,
+        // After drift, vane's own weights are asserted again.
+        applied: r.pause.kind === 'drift' ? false : r.applied,
+        progress: {
+          ...r.progress,
+          gatePassed: true,
+          windowStartedAt: now,
+          lastAnalysisAt: now,
+          lastGuardAt: now,
+        },
+      });
+      return;
+    }
+    case 'promote': {
+      // Open the current gate, or move one step on without waiting for the analysis window.
+      if (r.phase === 'awaiting-promotion') {
+        c.transition('promoting', `promotion approved${by}${why}`);
+        return;
+      }
+      if (r.phase === 'paused' && r.pause?.kind === 'gate') {
+        c.transition('progressing', `gate opened${by}${why}`, {
+          pause: undefined,
+          progress: { ...r.progress, gatePassed: true, windowStartedAt: now, lastAnalysisAt: now },
+        });
+        return;
+      }
+      if (r.phase === 'progressing') {
+        const stages = stagesOf(r.spec.strategy);
+        const index = r.progress.stageIndex + 1;
+        const stage = stages[index];
+        if (!stage) {
+          c.transition('promoting', `promoted${by}${why}`);
+          return;
+        }
+        c.r = {
+          ...c.r,
+          traffic: stage.traffic,
+          weights: weightsOf(stage.traffic),
+          applied: false,
+          progress: {
+            ...r.progress,
+            stageIndex: index,
+            stageStartedAt: now,
+            windowStartedAt: now,
+            lastAnalysisAt: now,
+            passes: 0,
+            gatePassed: false,
+          },
+        };
+      }
+      return;
+    }
+    case 'promote-full':
+      if (r.phase === 'progressing' || r.phase === 'paused' || r.phase === 'awaiting-promotion') {
+        c.transition('promoting', `full promotion${by}${why}`, { pause: undefined });
+      }
+      return;
+    case 'retry':
+      return;
+  }
+}
+
+async function step(ctx: DomainContext, r: Rollout): Promise<TickOutcome> {
+  const now = ctx.now();
+  const target = meshTarget(r);
+  const router = ctx.router(r.spec.target.cluster);
+  switch (r.phase) {
+    case 'pending': {
+      const c = new Change(r, now);
+      c.transition('initializing', 'picked up by a worker');
+      await save(ctx, r, c);
+      return { done: false, nextAt: now };
+    }
+    case 'initializing':
+      return initialize(ctx, r, now);
+    case 'progressing':
+    case 'awaiting-promotion':
+      return progress(ctx, r, now);
+    case 'paused': {
+      const until = r.pause?.until;
+      if (r.pause?.kind === 'gate' && until !== undefined && now >= until) {
+        const c = new Change(r, now);
+        c.transition(r.pause.from === 'paused' ? 'progressing' : r.pause.from, 'gate duration elapsed', {
+          pause: undefined,
+          progress: {
+            ...r.progress,
+            gatePassed: true,
+            windowStartedAt: now,
+            lastAnalysisAt: now,
+            lastGuardAt: now,
+          },
+        });
+        await save(ctx, r, c);
+        return { done: false, nextAt: now };
+      }
+      return { done: false, nextAt: Math.min(until ?? Number.POSITIVE_INFINITY, now + IDLE_MS) };
+    }
+    case 'promoting': {
+      await router.promote(target, r.spec.strategy.promotion);
+      await router.release(target);
+      const c = new Change({ ...r, weights: { stable: 0, canary: 100 }, applied: true, errorCount: 0 }, now);
+      c.event({
+        type: 'weight',
+        reason: `promoted (${r.spec.strategy.promotion})`,
+        weights: { stable: 0, canary: 100 },
+      });
+      c.transition('succeeded', 'promoted');
+      ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
+      await save(ctx, r, c);
+      return { done: true };
+    }
+    case 'rolling-back': {
+      await router.rollback(target, { removeCanarySubset: r.createdSubset });
+      await router.release(target);
+      const c = new Change({ ...r, weights: { stable: 100, canary: 0 }, applied: true }, now);
+      c.event({ type: 'weight', reason: 'rolled back to stable', weights: { stable: 100, canary: 0 } });
+      c.transition(r.outcome ?? 'failed', r.reason);
+      ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
+      await save(ctx, r, c);
+      return { done: true };
+    }
+    default:
+      return { done: true };
+  }
+}
+
+async function initialize(ctx: DomainContext, r: Rollout, now: number): Promise<TickOutcome> {
+  const target = meshTarget(r);
+  const router = ctx.router(r.spec.target.cluster);
+  const deadline = r.phaseStartedAt + r.spec.analysis.deadlines.workloadReady;
+  if (ctx.preflight && r.progress.stageIndex < 0 && !r.applied) {
+    const errors = await ctx.preflight.check(target, r.id);
+    if (errors.length > 0) {
+      const c = new Change(r, now);
+      c.transition(
+        'rolling-back',
+        `preflight failed: ${errors.map((e) => `${e.code} ${e.message}`).join('; ')}`,
+        { outcome: 'failed' },
+      );
+      await save(ctx, r, c);
+      return { done: false, nextAt: now };
+    }
+  }
+  await router.snapshot(target, r.id);
+  const subset = await router.ensureCanarySubset(target);
+  let cur = r;
+  if (subset.created && !r.createdSubset) {
+    const c = new Change({ ...r, createdSubset: true }, now);
+    c.event({
+      type: 'weight',
+      reason: `created subset '${target.canarySubset}' in DestinationRule ${target.namespace}/${target.destinationRule}`,
+    });
+    cur = await save(ctx, r, c);
+  }
+  const workload = r.spec.canary.workload;
+  if (workload && ctx.workloads) {
+    const status = await ctx.workloads.readWorkload(
+      target.namespace,
+      workload.kind,
+      workload.name,
+      target.cluster,
+    );
+    if (!status.ready) {
+      if (now >= deadline) {
+        const c = new Change(cur, now);
+        c.transition(
+          'rolling-back',
+          `canary ${workload.kind} ${target.namespace}/${workload.name} not ready after ${Math.round(r.spec.analysis.deadlines.workloadReady / 1000)}s (${status.readyReplicas}/${status.desired} ready${status.message ? `: ${status.message}` : ''})`,
+          { outcome: 'failed' },
+        );
+        await save(ctx, cur, c);
+        return { done: false, nextAt: now };
+      }
+      return {
+        done: false,
+        nextAt: Math.min(deadline, now + Math.min(r.spec.analysis.guardInterval, 5_000)),
+      };
+    }
+  }
+  const c = new Change({ ...cur, progress: initialProgress(now), errorCount: 0 }, now);
+  c.transition('progressing', 'canary ready; starting the first step');
+  await save(ctx, cur, c);
+  return { done: false, nextAt: now };
+}
+
+async function applyTraffic(ctx: DomainContext, r: Rollout): Promise<void> {
+  const target = meshTarget(r);
+  const router = ctx.router(r.spec.target.cluster);
+  const t = r.traffic;
+  // Order matters for users' traffic: the A/B route and the mirror come and go around the weights.
+  await router.setExperiment(
+    target,
+    t.match ? { routeName: `vane-${r.spec.canary.subset}`, match: t.match } : null,
+  );
+  await router.setMirror(target, t.mirrorPercent ? { percent: t.mirrorPercent } : null);
+  await router.setWeights(target, weightsOf(t));
+  ctx.recorder.setWeights(r, weightsOf(t));
+}
+
+async function progress(ctx: DomainContext, r0: Rollout, now: number): Promise<TickOutcome> {
+  let r = r0;
+  const target = meshTarget(r);
+  const router = ctx.router(r.spec.target.cluster);
+
+  if (!r.applied) {
+    await applyTraffic(ctx, r);
+    const c = new Change({ ...r, applied: true, errorCount: 0 }, now);
+    c.event({ type: 'weight', reason: describeTraffic(r), weights: r.weights });
+    r = await save(ctx, r, c);
+  } else {
+    const actual = await router.readWeights(target);
+    if (actual.stable !== r.weights.stable || actual.canary !== r.weights.canary) {
+      return handleDrift(ctx, r, actual, now);
+    }
+  }
+
+  const stages = stagesOf(r.spec.strategy);
+  const timing = timingOf(r);
+  const need = analysisNeed(r.progress, timing, now);
+  const obs: Observation = {};
+  let report: AnalysisReport | undefined;
+  if (need !== 'none') {
+    report = await ctx.analyzer.analyze(r, need === 'full' ? 'full' : 'critical', now);
+    for (const m of report.results) ctx.recorder.recordAnalysis(m.name, m.verdict);
+    if (need === 'full') {
+      obs.analysis = report.verdict;
+      obs.guard = report.results.some((m) => m.critical && m.verdict === 'fail') ? 'fail' : 'pass';
+    } else obs.guard = report.verdict;
+  }
+  const d = decide(
+    stages,
+    timing,
+    r.progress,
+    obs,
+    now,
+    r.phase as 'progressing' | 'awaiting-promotion',
+    r.phaseStartedAt,
+  );
+  const c = new Change({ ...r, progress: d.progress, ...(report ? { lastAnalysis: report } : {}) }, now);
+  if (report && (need === 'full' || report.verdict !== 'pass')) {
+    c.event({
+      type: 'analysis',
+      reason: `${need === 'full' ? 'analysis' : 'guard check'}: ${report.verdict}${'reason' in d && d.reason ? ` — ${d.reason}` : ''}`,
+      results: report.results,
+      verdict: report.verdict,
+    });
+  }
+  switch (d.type) {
+    case 'wait':
+      await save(ctx, r, c);
+      return { done: false, nextAt: d.at };
+    case 'stage':
+      c.r = { ...c.r, traffic: d.traffic, weights: weightsOf(d.traffic), applied: false };
+      await save(ctx, r, c);
+      return { done: false, nextAt: now };
+    case 'pause':
+      c.transition('paused', d.reason, {
+        pause: { from: 'progressing', kind: 'gate', ...(d.until !== undefined ? { until: d.until } : {}) },
+      });
+      await save(ctx, r, c);
+      return { done: false, nextAt: d.until ?? now + IDLE_MS };
+    case 'await-promotion':
+      c.transition('awaiting-promotion', d.reason, {}, report);
+      await save(ctx, r, c);
+      return { done: false, nextAt: now + timing.guardIntervalMs };
+    case 'promote':
+      c.transition('promoting', d.reason, {}, report);
+      await save(ctx, r, c);
+      return { done: false, nextAt: now };
+    case 'rollback':
+      c.transition('rolling-back', explain(d.reason, report), { outcome: 'failed' }, report);
+      await save(ctx, r, c);
+      return { done: false, nextAt: now };
+  }
+}
+
+function describeTraffic(r: Rollout): string {
+  const total = stagesOf(r.spec.strategy).length;
+  const t = r.traffic;
+  const parts = [`canary ${t.canaryWeight}%`];
+  if (t.match) parts.push('matching requests to the canary');
+  if (t.mirrorPercent) parts.push(`${t.mirrorPercent}% mirrored`);
+  return `step ${r.progress.stageIndex + 1} of ${total}: ${parts.join(', ')}`;
+}
+
+/** "a critical check failed: success-rate 91.2% < 99%" — the failing values in the reason itself. */
+function explain(reason: string, report?: AnalysisReport): string {
+  const failing = report?.results.filter((m) => m.verdict !== 'pass').map((m) => m.message) ?? [];
+  return failing.length ? `${reason}: ${failing.join('; ')}` : reason;
+}
+
+async function handleDrift(
+  ctx: DomainContext,
+  r: Rollout,
+  actual: Weights,
+  now: number,
+): Promise<TickOutcome> {
+  const what = `managed weights are stable ${actual.stable} / canary ${actual.canary}, vane last wrote ${r.weights.stable} / ${r.weights.canary}`;
+  const c = new Change(r, now);
+  c.event({ type: 'drift', reason: `${what} (policy: ${r.spec.drift})`, weights: actual });
+  switch (r.spec.drift) {
+    case 'reassert':
+      c.r = { ...c.r, applied: false };
+      await save(ctx, r, c);
+      return { done: false, nextAt: now };
+    case 'abort':
+      c.transition('rolling-back', `drift: ${what}`, { outcome: 'failed' });
+      await save(ctx, r, c);
+      return { done: false, nextAt: now };
+    default:
+      c.transition('paused', `drift: ${what}; resume to reassert vane's weights, or abort`, {
+        pause: { from: r.phase, kind: 'drift' },
+      });
+      await save(ctx, r, c);
+      return { done: false, nextAt: now + IDLE_MS };
+  }
+}
+
+/** An outside call failed: retry with backoff when a retry can help, roll back (or end) when it cannot. */
+async function handleError(ctx: DomainContext, r: Rollout, e: Error): Promise<TickOutcome> {
+  const now = ctx.now();
+  const retryable = !(e instanceof MeshError) || e.retryable;
+  ctx.logger.warn({ rollout: r.id, phase: r.phase, err: e.message, retryable }, 'tick failed');
+  const fresh = (await ctx.store.get(r.id)) ?? r;
+  if (isTerminal(fresh.phase)) return { done: true };
+  const c = new Change({ ...fresh, errorCount: fresh.errorCount + 1, lastError: e.message }, now);
+  // One event for the first error of a streak, then every tenth, so a long outage does not flood the history.
+  if (fresh.errorCount % 10 === 0)
+    c.event({ type: 'error', reason: `${fresh.phase}: ${e.message}${retryable ? ' (retrying)' : ''}` });
+  if (!retryable) {
+    if (fresh.phase === 'rolling-back') {
+      c.transition(fresh.outcome ?? 'failed', `${fresh.reason}; rollback could not finish: ${e.message}`);
+    } else {
+      c.transition('rolling-back', `error: ${e.message}`, { outcome: 'failed' });
+    }
+  }
+  try {
+    await save(ctx, fresh, c);
+  } catch (err) {
+    if (!(err instanceof VersionConflict)) throw err;
+  }
+  const backoff = Math.min(500 * 2 ** Math.min(fresh.errorCount, 6), 30_000);
+  return { done: false, nextAt: retryable ? now + backoff : now };
+}

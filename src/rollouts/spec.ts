@@ -1,0 +1,225 @@
+import { z } from 'zod';
+import { Duration } from '../duration.ts';
+import { MetricCheckSchema } from '../metrics/spec.ts';
+
+const Name = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a Kubernetes name: lower-case letters, digits, - and .');
+const Labels = z.record(z.string().min(1), z.string());
+const HttpMatch = z.record(z.string(), z.unknown());
+
+export const TargetSchema = z.object({
+  namespace: Name,
+  virtualService: Name,
+  destinationRule: Name,
+  /** Names of the http routes to manage; default: every http route that sends to the stable subset of `host`. */
+  routes: z.array(z.string().min(1)).min(1).optional(),
+  /** Destination host inside those routes; default: the DestinationRule's host. */
+  host: z.string().min(1).optional(),
+  /** Kubeconfig context; default: the current one. */
+  cluster: z.string().min(1).optional(),
+});
+
+const Step = z.union([
+  z.number().int().min(0).max(100),
+  z.object({
+    weight: z.number().int().min(0).max(100),
+    /** A manual gate: `{}` waits for resume/promote, `{ duration: 10m }` waits that long. */
+    pause: z.object({ duration: Duration.optional() }).optional(),
+  }),
+]);
+
+const Common = {
+  /** How long each step is analysed before the next. Default 1m. */
+  stepInterval: Duration.default(60_000),
+  /** shift: route 100% to the canary subset; relabel: give the stable subset the canary's labels. Default shift. */
+  promotion: z.enum(['shift', 'relabel']).default('shift'),
+  /** Hold at max weight until someone (or a confirm-promotion webhook) approves. Default false. */
+  confirmPromotion: z.boolean().default(false),
+};
+
+export const StrategySchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('canary'),
+    steps: z.array(Step).min(1).max(100).optional(),
+    stepWeight: z.number().int().min(1).max(100).optional(),
+    maxWeight: z.number().int().min(1).max(100).optional(),
+    /** Also mirror this percent of the stable's traffic to the canary. */
+    mirror: z.object({ percent: z.number().min(0).max(100) }).optional(),
+    ...Common,
+  }),
+  z.object({
+    type: z.literal('blue-green'),
+    /** Preview traffic for analysis before the switch; default mirror 100%. */
+    preview: z
+      .object({
+        mirrorPercent: z.number().min(0).max(100).optional(),
+        match: z.array(HttpMatch).min(1).optional(),
+      })
+      .optional(),
+    iterations: z.number().int().min(1).max(1000).default(1),
+    ...Common,
+  }),
+  z.object({
+    type: z.literal('ab-test'),
+    /** Istio HTTPMatchRequest entries (headers, queryParams, a cookie via the cookie header). */
+    match: z.array(HttpMatch).min(1),
+    iterations: z.number().int().min(1).max(1000).default(10),
+    ...Common,
+  }),
+]);
+
+export const AnalysisSchema = z.object({
+  /** The query window. Default 1m. */
+  interval: Duration.default(60_000),
+  /** How often critical metrics are checked between steps. Default 5s. */
+  guardInterval: Duration.default(5_000),
+  /** Query window of the guard checks; default: the interval. A short one reacts faster (it needs a few scrapes). */
+  guardWindow: Duration.optional(),
+  /** Failed analyses that roll back. Default 2. */
+  failureThreshold: z.number().int().min(1).max(100).default(2),
+  /** Below this many canary requests in the window a check is inconclusive. Default 50. */
+  minRequests: z.number().int().min(0).default(50),
+  metrics: z.array(MetricCheckSchema).max(50).default([]),
+  /** How long each wait may last before rollback. */
+  deadlines: z
+    .object({
+      workloadReady: Duration.default(600_000),
+      inconclusive: Duration.default(600_000),
+      gate: Duration.default(86_400_000),
+    })
+    .prefault({}),
+});
+
+export const WEBHOOK_TYPES = [
+  'confirm-rollout',
+  'pre-rollout',
+  'rollout',
+  'confirm-traffic-increase',
+  'confirm-promotion',
+  'post-rollout',
+  'rollback',
+  'event',
+] as const;
+
+export const WebhookSchema = z.object({
+  name: z.string().min(1).optional(),
+  type: z.enum(WEBHOOK_TYPES),
+  url: z.url({ protocol: /^https?$/ }),
+  timeout: Duration.default(10_000),
+  retries: z.number().int().min(0).max(10).default(3),
+  /** Name of an environment variable of vane's holding the HMAC secret. */
+  secretEnv: z.string().min(1).optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+});
+
+export const NotificationSchema = z.object({
+  type: z.enum(['slack', 'webhook']),
+  url: z.url({ protocol: /^https?$/ }),
+  /** Lowest severity sent. Default info. */
+  severity: z.enum(['info', 'warn', 'error']).default('info'),
+  /** Event types sent; default all. */
+  events: z.array(z.string().min(1)).optional(),
+});
+
+export const RolloutSpecSchema = z
+  .object({
+    target: TargetSchema,
+    stable: z.object({ subset: z.string().min(1) }),
+    canary: z.object({
+      subset: z.string().min(1),
+      labels: Labels.refine((l) => Object.keys(l).length > 0, 'at least one label, e.g. { version: v2 }'),
+      workload: z.object({ kind: z.literal('Deployment').default('Deployment'), name: Name }).optional(),
+    }),
+    strategy: StrategySchema,
+    analysis: AnalysisSchema.prefault({}),
+    /** When someone else edits the managed weights: pause (default), reassert vane's weights, or abort. */
+    drift: z.enum(['pause', 'reassert', 'abort']).default('pause'),
+    webhooks: z.array(WebhookSchema).max(20).default([]),
+    notifications: z.array(NotificationSchema).max(20).default([]),
+    /** The same key returns the same rollout: a retried CI job does not start a second one. */
+    idempotencyKey: z.string().min(1).max(200).optional(),
+    metadata: z
+      .object({
+        commit: z.string().max(200).optional(),
+        pipelineUrl: z.string().max(2000).optional(),
+        triggeredBy: z.string().max(200).optional(),
+      })
+      .catchall(z.string().max(2000))
+      .default({}),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.canary.subset === spec.stable.subset) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['canary', 'subset'],
+        message: `must differ from stable.subset ('${spec.stable.subset}')`,
+      });
+    }
+    const s = spec.strategy;
+    if (s.type === 'canary') {
+      if (s.steps && (s.stepWeight !== undefined || s.maxWeight !== undefined)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['strategy', 'steps'],
+          message: 'give either steps or stepWeight/maxWeight, not both',
+        });
+      }
+      if (s.steps) {
+        const weights = s.steps.map((x) => (typeof x === 'number' ? x : x.weight));
+        weights.forEach((w, i) => {
+          if (i > 0 && w <= weights[i - 1]!) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['strategy', 'steps', i],
+              message: `steps must ascend: ${w} follows ${weights[i - 1]}`,
+            });
+          }
+        });
+      } else if ((s.stepWeight ?? 10) > (s.maxWeight ?? 50)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['strategy', 'stepWeight'],
+          message: `must not exceed maxWeight (${s.maxWeight ?? 50})`,
+        });
+      }
+    }
+    if (s.stepInterval < spec.analysis.guardInterval) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strategy', 'stepInterval'],
+        message: `must be at least analysis.guardInterval (${spec.analysis.guardInterval}ms)`,
+      });
+    }
+    const names = new Set<string>();
+    spec.analysis.metrics.forEach((m, i) => {
+      if (names.has(m.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['analysis', 'metrics', i, 'name'],
+          message: `duplicate metric name '${m.name}'`,
+        });
+      names.add(m.name);
+    });
+  });
+
+/** The request body before defaults (what a user sends). */
+export type RolloutSpecInput = z.input<typeof RolloutSpecSchema>;
+/** A validated spec with every default filled in. */
+export type RolloutSpec = z.output<typeof RolloutSpecSchema>;
+
+/** A zod error as "field.path: message" lines, the path in the spec's own notation (metrics[2].name). */
+export function describeZodError(error: z.ZodError, prefix = ''): { path: string; message: string }[] {
+  return error.issues.map((i) => ({
+    path:
+      prefix +
+      i.path
+        .map((seg, k) =>
+          typeof seg === 'number' ? `[${seg}]` : `${k === 0 && !prefix ? '' : '.'}${String(seg)}`,
+        )
+        .join(''),
+    message: i.message,
+  }));
+}

@@ -1,0 +1,248 @@
+import type { Redis } from '../redis.ts';
+import { VersionConflict } from './errors.ts';
+import type { Rollout, RolloutEvent } from './model.ts';
+import { isTerminal, type Phase } from './phases.ts';
+
+/** How many events a rollout keeps (a capped stream). */
+const EVENTS_MAX = 300;
+/** How long an idempotency key maps to its rollout. */
+const IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600;
+
+// Creates a rollout only when no idempotency key and no target lock stands in the way; all or nothing.
+const CREATE = `
+if KEYS[4] ~= '' then
+  local existing = redis.call('GET', KEYS[4])
+  if existing then return {'idempotent', existing} end
+end
+local holder = redis.call('GET', KEYS[2])
+if holder then return {'busy', holder, 'VirtualService'} end
+holder = redis.call('GET', KEYS[3])
+if holder then return {'busy', holder, 'DestinationRule'} end
+redis.call('HSET', KEYS[1], 'v', '1', 'doc', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[1])
+if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[4]) end
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])
+redis.call('SADD', KEYS[7], ARGV[1])
+redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[6])
+return {'created', ARGV[1]}
+`;
+
+// Compare-and-set of the document, its phase index, its target locks and its events, atomically.
+const UPDATE = `
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return -1 end
+if tonumber(v) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1), 'doc', ARGV[2])
+if KEYS[3] ~= KEYS[4] then
+  redis.call('SREM', KEYS[3], ARGV[3])
+  redis.call('SADD', KEYS[4], ARGV[3])
+end
+if ARGV[4] == '1' then
+  if redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('DEL', KEYS[5]) end
+  if redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
+end
+for i = 6, #ARGV do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[i])
+end
+return 1
+`;
+
+const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+export type CreateResult =
+  | { status: 'created'; rollout: Rollout }
+  | { status: 'idempotent'; id: string }
+  | { status: 'busy'; id: string; object: 'VirtualService' | 'DestinationRule' };
+
+export interface ListQuery {
+  namespace?: string;
+  phase?: Phase;
+  /** Only active (non-terminal) rollouts. */
+  active?: boolean;
+  limit?: number;
+  /** Only rollouts created before this time (ms), for paging. */
+  before?: number;
+}
+
+/**
+ * Rollouts, their events, target locks, idempotency keys and indexes in Redis. Every update is a
+ * compare-and-set on the rollout's version.
+ */
+export class RolloutStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private key(...parts: string[]): string {
+    return [this.prefix, 'r', ...parts].join(':');
+  }
+  private rolloutKey(id: string) {
+    return this.key('rollout', id);
+  }
+  eventsKey(id: string) {
+    return this.key('events', id);
+  }
+  private phaseKey(phase: Phase) {
+    return this.key('idx', 'phase', phase);
+  }
+  private lockKeys(r: Rollout): [string, string] {
+    const t = r.spec.target;
+    const cluster = t.cluster ?? '_';
+    return [
+      this.key('lock', 'vs', cluster, t.namespace, t.virtualService),
+      this.key('lock', 'dr', cluster, t.namespace, t.destinationRule),
+    ];
+  }
+
+  /** Stores a new rollout unless its idempotency key is known or its target is held by another rollout. */
+  async create(r: Rollout, event: RolloutEvent): Promise<CreateResult> {
+    const [vs, dr] = this.lockKeys(r);
+    const idem = r.spec.idempotencyKey ? this.key('idem', r.spec.idempotencyKey) : '';
+    const out = (await this.redis.eval(
+      CREATE,
+      8,
+      this.rolloutKey(r.id),
+      vs,
+      dr,
+      idem,
+      this.key('idx', 'all'),
+      this.key('idx', 'ns', r.spec.target.namespace),
+      this.phaseKey(r.phase),
+      this.eventsKey(r.id),
+      r.id,
+      JSON.stringify(r),
+      String(r.createdAt),
+      String(IDEMPOTENCY_TTL_SECONDS),
+      String(EVENTS_MAX),
+      JSON.stringify(event),
+    )) as string[];
+    if (out[0] === 'created') return { status: 'created', rollout: { ...r, version: 1 } };
+    if (out[0] === 'idempotent') return { status: 'idempotent', id: out[1]! };
+    return { status: 'busy', id: out[1]!, object: out[2] as 'VirtualService' | 'DestinationRule' };
+  }
+
+  async get(id: string): Promise<Rollout | undefined> {
+    const [v, doc] = await this.redis.hmget(this.rolloutKey(id), 'v', 'doc');
+    if (!v || !doc) return undefined;
+    return { ...(JSON.parse(doc) as Rollout), version: Number(v) };
+  }
+
+  /** The stored version alone (cheap: to see whether a command arrived during a tick). */
+  async version(id: string): Promise<number | undefined> {
+    const v = await this.redis.hget(this.rolloutKey(id), 'v');
+    return v ? Number(v) : undefined;
+  }
+
+  /**
+   * Writes `next` if the stored version is still `prev.version`, with its events, atomically.
+   * Throws VersionConflict otherwise. Returns the stored rollout (version bumped).
+   */
+  async update(prev: Rollout, next: Rollout, events: RolloutEvent[] = []): Promise<Rollout> {
+    const [vs, dr] = this.lockKeys(prev);
+    const stored = { ...next, version: prev.version + 1 };
+    const res = (await this.redis.eval(
+      UPDATE,
+      6,
+      this.rolloutKey(prev.id),
+      this.eventsKey(prev.id),
+      this.phaseKey(prev.phase),
+      this.phaseKey(next.phase),
+      vs,
+      dr,
+      String(prev.version),
+      JSON.stringify(stored),
+      prev.id,
+      isTerminal(next.phase) ? '1' : '0',
+      String(EVENTS_MAX),
+      ...events.map((e) => JSON.stringify(e)),
+    )) as number;
+    if (res !== 1) throw new VersionConflict(prev.id);
+    return stored;
+  }
+
+  /** Reads, applies `change`, and writes with compare-and-set; retries on a concurrent change. */
+  async mutate(
+    id: string,
+    change: (r: Rollout) => { next: Rollout; events?: RolloutEvent[] } | undefined,
+    attempts = 10,
+  ): Promise<Rollout | undefined> {
+    for (let i = 0; i < attempts; i++) {
+      const cur = await this.get(id);
+      if (!cur) return undefined;
+      const out = change(cur);
+      if (!out) return cur;
+      try {
+        return await this.update(cur, out.next, out.events);
+      } catch (e) {
+        if (!(e instanceof VersionConflict)) throw e;
+      }
+    }
+    throw new VersionConflict(id);
+  }
+
+  async list(q: ListQuery = {}): Promise<Rollout[]> {
+    const limit = Math.min(q.limit ?? 50, 500);
+    let ids: string[];
+    if (q.phase) {
+      ids = await this.redis.smembers(this.phaseKey(q.phase));
+    } else if (q.active) {
+      const phases: Phase[] = [
+        'pending',
+        'initializing',
+        'progressing',
+        'paused',
+        'awaiting-promotion',
+        'promoting',
+        'rolling-back',
+      ];
+      ids = (await Promise.all(phases.map((p) => this.redis.smembers(this.phaseKey(p))))).flat();
+    } else {
+      const index = q.namespace ? this.key('idx', 'ns', q.namespace) : this.key('idx', 'all');
+      const max = q.before !== undefined ? `(${q.before}` : '+inf';
+      ids = await this.redis.zrevrangebyscore(index, max, '-inf', 'LIMIT', 0, limit);
+    }
+    const rollouts = (await Promise.all(ids.map((id) => this.get(id)))).filter(
+      (r): r is Rollout => r !== undefined,
+    );
+    return rollouts
+      .filter((r) => (q.namespace ? r.spec.target.namespace === q.namespace : true))
+      .filter((r) => (q.before !== undefined ? r.createdAt < q.before : true))
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(0, limit);
+  }
+
+  async events(id: string, opts: { after?: string; limit?: number } = {}): Promise<RolloutEvent[]> {
+    const start = opts.after ? `(${opts.after}` : '-';
+    const rows = await this.redis.xrange(
+      this.eventsKey(id),
+      start,
+      '+',
+      'COUNT',
+      Math.min(opts.limit ?? 500, 1000),
+    );
+    return rows.map(([sid, fields]) => ({ ...(JSON.parse(fields[1]!) as RolloutEvent), id: sid }));
+  }
+
+  /** Appends events outside a state change (e.g. a notification delivered). */
+  async appendEvents(id: string, events: RolloutEvent[]): Promise<void> {
+    const pipe = this.redis.pipeline();
+    for (const e of events)
+      pipe.xadd(this.eventsKey(id), 'MAXLEN', '~', EVENTS_MAX, '*', 'e', JSON.stringify(e));
+    await pipe.exec();
+  }
+
+  /** A per-rollout lease so that two workers never work on the same rollout at once. */
+  async acquireLease(id: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.key('lease', id), token, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async releaseLease(id: string, token: string): Promise<void> {
+    await this.redis.eval(RELEASE_LEASE, 1, this.key('lease', id), token);
+  }
+}

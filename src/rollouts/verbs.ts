@@ -1,0 +1,213 @@
+import { randomUUID } from 'node:crypto';
+import { initialProgress } from '../strategies/index.ts';
+import type { DomainContext } from './context.ts';
+import { RolloutError } from './errors.ts';
+import type { CommandType, Rollout, RolloutEvent } from './model.ts';
+import { isTerminal, type Phase } from './phases.ts';
+import { describeZodError, type RolloutSpec, RolloutSpecSchema } from './spec.ts';
+import type { ListQuery } from './store.ts';
+import { mergeUnder } from './templates.ts';
+
+/** Extra validation of a parsed spec that needs more than its schema (e.g. metric templates and variables). */
+export type SpecValidator = (spec: RolloutSpec) => { path: string; message: string }[];
+
+let extraValidators: SpecValidator[] = [];
+/** Registers a validator run on every new spec (the metric checks register theirs). */
+export function registerSpecValidator(v: SpecValidator): void {
+  extraValidators = [...extraValidators, v];
+}
+
+function newId(): string {
+  // Job ids must not contain ':'; a UUID's hex is fine and unguessable.
+  return `ro-${randomUUID().replaceAll('-', '').slice(0, 20)}`;
+}
+
+/** Resolves a named template, merges the request over it, and validates the result with every field path named. */
+export async function resolveSpec(
+  ctx: Pick<DomainContext, 'templates'>,
+  input: unknown,
+): Promise<{ spec: RolloutSpec; input: Record<string, unknown> }> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new RolloutError('BAD_REQUEST', 'the rollout spec must be a JSON object');
+  }
+  let raw = input as Record<string, unknown>;
+  if (raw.template !== undefined) {
+    if (typeof raw.template !== 'string')
+      throw new RolloutError('BAD_REQUEST', 'template: must be the name of a template');
+    const t = await ctx.templates.get(raw.template);
+    if (!t) {
+      const known = (await ctx.templates.list()).map((x) => x.name);
+      throw new RolloutError(
+        'BAD_REQUEST',
+        `template: no template named '${raw.template}'; templates are: ${known.join(', ') || '(none)'}`,
+      );
+    }
+    const { template: _, ...rest } = raw;
+    raw = mergeUnder(t.spec, rest);
+  }
+  const parsed = RolloutSpecSchema.safeParse(raw);
+  const issues = parsed.success
+    ? extraValidators.flatMap((v) => v(parsed.data))
+    : describeZodError(parsed.error);
+  if (!parsed.success || issues.length > 0) {
+    const first = issues[0]!;
+    throw new RolloutError('BAD_REQUEST', `${first.path || 'spec'}: ${first.message}`, { issues });
+  }
+  return { spec: parsed.data, input: raw };
+}
+
+export interface StartResult {
+  rollout: Rollout;
+  /** false when the idempotency key matched an existing rollout. */
+  created: boolean;
+}
+
+/** Starts a rollout, or returns the one with the same idempotency key; refuses a target another rollout holds. */
+export async function startRollout({
+  ctx,
+  input,
+}: {
+  ctx: DomainContext;
+  input: unknown;
+}): Promise<StartResult> {
+  const { spec, input: resolved } = await resolveSpec(ctx, input);
+  const now = ctx.now();
+  const id = newId();
+  const rollout: Rollout = {
+    id,
+    version: 0,
+    spec,
+    input: resolved,
+    phase: 'pending',
+    reason: 'created',
+    createdAt: now,
+    updatedAt: now,
+    phaseStartedAt: now,
+    progress: initialProgress(now),
+    traffic: { canaryWeight: 0 },
+    weights: { stable: 100, canary: 0 },
+    applied: false,
+    createdSubset: false,
+    commands: [],
+    errorCount: 0,
+  };
+  const who = spec.metadata.triggeredBy ? ` by ${spec.metadata.triggeredBy}` : '';
+  const event: RolloutEvent = { time: now, type: 'created', reason: `rollout created${who}`, to: 'pending' };
+  const res = await ctx.store.create(rollout, event);
+  if (res.status === 'idempotent') {
+    const existing = await ctx.store.get(res.id);
+    if (existing) return { rollout: existing, created: false };
+    throw new RolloutError(
+      'CONFLICT',
+      `idempotency key '${spec.idempotencyKey}' belongs to rollout ${res.id}, which no longer exists`,
+    );
+  }
+  if (res.status === 'busy') {
+    const t = spec.target;
+    const name = res.object === 'VirtualService' ? t.virtualService : t.destinationRule;
+    throw new RolloutError(
+      'TARGET_BUSY',
+      `${res.object} ${t.namespace}/${name} is held by active rollout ${res.id}; abort it or wait for it to end`,
+      { activeRolloutId: res.id },
+    );
+  }
+  ctx.onEvents?.(res.rollout, [event]);
+  await ctx.scheduler.wake(id);
+  return { rollout: res.rollout, created: true };
+}
+
+export async function getRollout({ ctx, id }: { ctx: DomainContext; id: string }): Promise<Rollout> {
+  const r = await ctx.store.get(id);
+  if (!r) throw new RolloutError('NOT_FOUND', `no rollout with id '${id}'`);
+  return r;
+}
+
+export function listRollouts({ ctx, query }: { ctx: DomainContext; query: ListQuery }): Promise<Rollout[]> {
+  return ctx.store.list(query);
+}
+
+export async function rolloutEvents({
+  ctx,
+  id,
+  after,
+  limit,
+}: {
+  ctx: DomainContext;
+  id: string;
+  after?: string;
+  limit?: number;
+}) {
+  await getRollout({ ctx, id });
+  return ctx.store.events(id, { ...(after ? { after } : {}), ...(limit ? { limit } : {}) });
+}
+
+/** The phases each command makes sense in, for a clear 409 instead of a command that does nothing. */
+const COMMAND_PHASES: Record<Exclude<CommandType, 'retry'>, readonly Phase[]> = {
+  abort: ['pending', 'initializing', 'progressing', 'paused', 'awaiting-promotion', 'promoting'],
+  pause: ['pending', 'initializing', 'progressing', 'awaiting-promotion'],
+  resume: ['paused'],
+  promote: ['progressing', 'paused', 'awaiting-promotion'],
+  'promote-full': ['progressing', 'paused', 'awaiting-promotion'],
+};
+
+/** Stores an operator's command on the rollout and wakes its tick at once. */
+export async function sendCommand({
+  ctx,
+  id,
+  type,
+  by,
+  reason,
+}: {
+  ctx: DomainContext;
+  id: string;
+  type: Exclude<CommandType, 'retry'>;
+  by?: string;
+  reason?: string;
+}): Promise<Rollout> {
+  const now = ctx.now();
+  const updated = await ctx.store.mutate(id, (r) => {
+    if (!COMMAND_PHASES[type].includes(r.phase)) {
+      throw new RolloutError(
+        'CONFLICT',
+        `cannot ${type} rollout ${id}: it is ${r.phase}; ${type} applies when it is ${COMMAND_PHASES[type].join(', ')}`,
+      );
+    }
+    if (type === 'promote' && r.phase === 'paused' && r.pause?.kind !== 'gate') {
+      throw new RolloutError(
+        'CONFLICT',
+        `rollout ${id} is paused (${r.pause?.kind}); resume it first, or use promote-full`,
+      );
+    }
+    const command = { id: randomUUID(), type, at: now, ...(by ? { by } : {}), ...(reason ? { reason } : {}) };
+    return { next: { ...r, commands: [...r.commands, command] } };
+  });
+  if (!updated) throw new RolloutError('NOT_FOUND', `no rollout with id '${id}'`);
+  await ctx.scheduler.wake(id);
+  return updated;
+}
+
+/** Starts a new rollout with the spec of an ended one (same target; the new one gets its own id). */
+export async function retryRollout({
+  ctx,
+  id,
+  by,
+}: {
+  ctx: DomainContext;
+  id: string;
+  by?: string;
+}): Promise<StartResult> {
+  const old = await getRollout({ ctx, id });
+  if (!isTerminal(old.phase)) {
+    throw new RolloutError(
+      'CONFLICT',
+      `rollout ${id} is ${old.phase}; only an ended rollout (failed, aborted, succeeded) can be retried`,
+    );
+  }
+  const { idempotencyKey: _, ...input } = old.input;
+  const metadata = {
+    ...(input.metadata as Record<string, string> | undefined),
+    retryOf: id,
+    ...(by ? { triggeredBy: by } : {}),
+  };
+  return startRollout({ ctx, input: { ...input, metadata } });
+}
