@@ -1,18 +1,25 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
 import { type AnalysisReport, analyzeTarget } from '../mesh/analyzer.ts';
 import { objectName } from '../mesh/findings.ts';
+import { createKubeClients, createKubeTrafficRouter } from '../mesh/kube-router.ts';
+import { analyzeLive } from '../mesh/live-analyzer.ts';
 import { inputFromObjects, objectsFromYaml, YamlError } from '../mesh/offline.ts';
-import type { MeshTarget } from '../mesh/types.ts';
+import { MeshError, type MeshTarget } from '../mesh/types.ts';
 
-export const ANALYZE_USAGE = `usage: vane analyze -f FILE [-f FILE ...] --virtual-service NAME --stable SUBSET --canary SUBSET [options]
+export const ANALYZE_USAGE = `usage: vane analyze [-f FILE ...] --virtual-service NAME --stable SUBSET --canary SUBSET [options]
 
 Checks a rollout target before a rollout starts, like istioctl analyze: the VirtualService and
 DestinationRule exist, the managed routes and subsets are there, weights add up, no other
-VirtualService claims the host, the canary labels select pods.
+VirtualService claims the host, the canary labels select pods. With -f it reads YAML files;
+without, the cluster of the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster).
 
 options:
   -f, --file FILE            YAML file with VirtualServices, DestinationRules (and Pods or Deployments); repeatable
+      --context NAME         kubeconfig context of the cluster (default: VANE_KUBE_CONTEXT, else the current one)
   -n, --namespace NS         namespace of the target (default: default)
       --virtual-service NAME the VirtualService vane edits
       --destination-rule NAME the DestinationRule vane edits (default: the VirtualService's name)
@@ -23,7 +30,7 @@ options:
       --host HOST            destination host of the routes (default: the DestinationRule's host)
   -o, --output text|json     default text
 
-exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage or unreadable files.`;
+exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage or the objects could not be read.`;
 
 class UsageError extends Error {}
 
@@ -50,7 +57,6 @@ function parse(argv: string[]) {
   for (const key of ['virtual-service', 'stable', 'canary'] as const) {
     if (!values[key]) throw new UsageError(`--${key} is required`);
   }
-  if (!values.file?.length) throw new UsageError('give the objects to check with -f FILE');
   const output = values.output ?? 'text';
   if (output !== 'text' && output !== 'json')
     throw new UsageError(`--output must be text or json, not '${output}'`);
@@ -64,7 +70,7 @@ function parse(argv: string[]) {
     ...(values.route?.length ? { routes: values.route } : {}),
     ...(values.host ? { host: values.host } : {}),
   };
-  return { target, files: values.file, output };
+  return { target, files: values.file ?? [], output, context: values.context };
 }
 
 const OPTIONS = {
@@ -78,6 +84,7 @@ const OPTIONS = {
   route: { type: 'string', multiple: true },
   host: { type: 'string' },
   output: { type: 'string', short: 'o' },
+  context: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -103,45 +110,66 @@ export function formatReport(r: AnalysisReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Where the live mode finds the cluster (the service's settings). */
+export interface AnalyzeSettings {
+  kubeconfig?: string;
+  kubeContext?: string;
+}
+
+function loadKubeConfig(settings: AnalyzeSettings): KubeConfig {
+  const kc = new KubeConfig();
+  if (settings.kubeconfig) kc.loadFromFile(settings.kubeconfig);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else if (existsSync(join(homedir(), '.kube', 'config'))) kc.loadFromDefault();
+  else throw new UsageError('no cluster to read: give the objects with -f FILE, or set KUBECONFIG');
+  return kc;
+}
+
 /** `vane analyze ...`: resolves with the exit code. */
-export async function runAnalyze(argv: string[]): Promise<number> {
+export async function runAnalyze(argv: string[], settings: AnalyzeSettings = {}): Promise<number> {
   if (argv.includes('-h') || argv.includes('--help')) {
     console.log(ANALYZE_USAGE);
     return 0;
   }
-  let parsed: ReturnType<typeof parse>;
-  let files: { name: string; text: string }[];
+  let report: AnalysisReport;
+  let output: string;
   try {
-    parsed = parse(argv);
-    files = parsed.files.map((name) => {
-      try {
-        return { name, text: readFileSync(name, 'utf8') };
-      } catch (e) {
-        throw new UsageError(
-          `cannot read ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-        );
-      }
-    });
+    const parsed = parse(argv);
+    output = parsed.output;
+    if (parsed.files.length) {
+      const files = parsed.files.map((name) => {
+        try {
+          return { name, text: readFileSync(name, 'utf8') };
+        } catch (e) {
+          throw new UsageError(
+            `cannot read ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          );
+        }
+      });
+      const objects = objectsFromYaml(files, parsed.target.namespace);
+      report = await analyzeTarget(inputFromObjects(objects, parsed.target));
+    } else {
+      const kubeConfig = loadKubeConfig(settings);
+      const context = parsed.context ?? settings.kubeContext;
+      const policy = { kubeConfig, timeoutMs: 10_000, maxRetries: 2 };
+      const router = createKubeTrafficRouter({ ...policy, ...(context ? { context } : {}) });
+      const clients = createKubeClients(policy);
+      report = await analyzeLive(
+        { router: () => router, clients },
+        { ...parsed.target, ...(context ? { cluster: context } : {}) },
+      );
+    }
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`vane analyze: ${e.message}\n\n${ANALYZE_USAGE}`);
       return 2;
     }
-    throw e;
-  }
-  let report: AnalysisReport;
-  try {
-    const objects = objectsFromYaml(files, parsed.target.namespace);
-    report = await analyzeTarget(inputFromObjects(objects, parsed.target));
-  } catch (e) {
-    if (e instanceof YamlError) {
+    if (e instanceof YamlError || e instanceof MeshError) {
       console.error(`vane analyze: ${e.message}`);
       return 2;
     }
     throw e;
   }
-  process.stdout.write(
-    parsed.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report),
-  );
+  process.stdout.write(output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   return report.errors > 0 ? 1 : 0;
 }

@@ -42,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
     case 'start':
       return runServer(config, 'all', logger, true);
     case 'analyze':
-      return (await import('./analyze.ts')).runAnalyze(argv.slice(1));
+      return (await import('./analyze.ts')).runAnalyze(argv.slice(1), config);
     case 'all':
     case 'api':
     case 'worker':

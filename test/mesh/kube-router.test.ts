@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { DestinationRuleObject, VirtualServiceObject } from '../../src/mesh/istio.ts';
@@ -296,5 +298,34 @@ describe.skipIf(!existsSync(SIM_PATH))('the kube adapter against the kube simula
       { code: 'VANE0101', message: expect.stringContaining('VirtualService bookinfo/gone does not exist') },
       { code: 'VANE0107', message: expect.any(String) },
     ]);
+  });
+
+  it('vane analyze without -f reads the cluster of the kubeconfig', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vane-analyze-live-'));
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, sim.kubeconfigYaml());
+    const run = (...args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((done) => {
+        const child = spawn('node', [join(import.meta.dirname, '../../bin/vane.mjs'), 'analyze', ...args], {
+          env: { ...process.env, KUBECONFIG: kubeconfig, LOG_LEVEL: 'silent' },
+        });
+        let out = '';
+        child.stdout.on('data', (b) => {
+          out += b;
+        });
+        child.stderr.on('data', (b) => {
+          out += b;
+        });
+        child.on('close', (code) => done({ code, out }));
+      });
+    const common = ['-n', 'bookinfo', '--virtual-service', 'reviews', '--stable', 'v1'];
+    const clean = await run(...common, '--canary', 'v3');
+    expect(clean).toEqual({
+      code: 0,
+      out: 'VirtualService bookinfo/reviews, DestinationRule bookinfo/reviews: no findings\n',
+    });
+    const bad = await run(...common, '--canary', 'v3', '--route', 'nope', '-o', 'json');
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.out).findings.map((f: { code: string }) => f.code)).toEqual(['VANE0102']);
   });
 });
