@@ -59,11 +59,16 @@ function retryAfterMs(e: unknown): number | undefined {
 
 const TRANSIENT = new Set([429, 500, 502, 503, 504]);
 
+/** The call timed out (our abort deadline) or the connection failed, as undici reports them. */
+export function isNetworkError(e: unknown): boolean {
+  if (!(e instanceof Error) || e instanceof MeshError) return false;
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return true;
+  return e instanceof TypeError && /fetch failed|terminated|socket/i.test(e.message);
+}
+
 function isTransient(e: unknown): boolean {
   const s = statusOf(e);
-  if (s !== undefined) return TRANSIENT.has(s);
-  // no status: the call timed out or the connection failed
-  return e instanceof Error && !(e instanceof MeshError);
+  return s !== undefined ? TRANSIENT.has(s) : isNetworkError(e);
 }
 
 /** Maps a failed call to the MeshError the engine branches on. */
@@ -135,6 +140,8 @@ export async function callKube<T>(
       return await fn(timeoutOptions(timeoutMs));
     } catch (e) {
       if (passThrough(statusOf(e))) throw e;
+      // Neither an API answer nor a network failure: a bug, which a MeshError would hide.
+      if (statusOf(e) === undefined && !isNetworkError(e)) throw e;
       if (!isTransient(e) || attempt >= maxRetries) throw toMeshError(e, what);
       const wait = Math.max(retryAfterMs(e) ?? 0, backoff(base, attempt));
       policy.logger?.warn(

@@ -403,7 +403,16 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
     async restore(t) {
       const back = <T extends IstioObject>(o: T): T => {
         const saved = annotationsOf(o)[ANNOTATIONS.originalSpec];
-        return saved ? { ...o, spec: JSON.parse(saved) as T['spec'] } : o;
+        if (!saved) return o;
+        try {
+          return { ...o, spec: JSON.parse(saved) as T['spec'] };
+        } catch {
+          throw new MeshError(
+            'Invalid',
+            `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name}: annotation ${ANNOTATIONS.originalSpec} is not JSON; restore the spec by hand`,
+            false,
+          );
+        }
       };
       await vsUpdate(t, back);
       await drUpdate(t, back);
