@@ -11,6 +11,7 @@ const USAGE = `usage: vane <command>
 commands:
   start            run vane for a newcomer: a private redis-server when REDIS_URL is unset, API and workers
   all              API and workers in one process (needs REDIS_URL unless started through 'start')
+  analyze          check a rollout target before starting it ('vane analyze --help')
   api              the HTTP API only (needs REDIS_URL)
   worker           the workers only (needs REDIS_URL)
   rollout ...      start, watch and steer rollouts through the API ('vane rollout --help')
@@ -41,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       return runServer(config, 'all', logger, true);
+    case 'analyze':
+      return (await import('./analyze.ts')).runAnalyze(argv.slice(1), config);
     case 'all':
     case 'api':
     case 'worker':

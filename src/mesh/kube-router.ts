@@ -1,0 +1,530 @@
+import { isDeepStrictEqual } from 'node:util';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import type { PodLabels } from './analyzer.ts';
+import { ANNOTATIONS } from './annotations.ts';
+import type {
+  DestinationRuleObject,
+  DestinationRuleSpec,
+  VirtualServiceObject,
+  VirtualServiceSpec,
+} from './istio.ts';
+import { ISTIO_GROUP } from './istio.ts';
+import { backoff, type CallPolicy, callKube, sleep, statusOf, withContext } from './kube-call.ts';
+import {
+  ensureSubset,
+  promoteVirtualService,
+  type RouteWeights,
+  readRouteWeights,
+  relabelSubset,
+  removeExperimentRoute,
+  removeSubset,
+  rollbackVirtualService,
+  routeScope,
+  setExperimentRoute,
+  setMirror,
+  setWeights,
+} from './transforms/index.ts';
+import {
+  type ExperimentMatch,
+  MeshError,
+  type MeshTarget,
+  type MirrorSetting,
+  type PromotionMode,
+  type TrafficRouter,
+  type Weights,
+  type WriteResult,
+} from './types.ts';
+
+/** Options of the Kubernetes adapter. */
+export interface KubeRouterOptions extends CallPolicy {
+  kubeConfig: KubeConfig;
+  /** Kubeconfig context (cluster) to use. Default: the kubeconfig's current context. */
+  context?: string;
+  /** Attempts of read-change-write when the object changed in between (409 Conflict). Default 5. */
+  maxConflictAttempts?: number;
+}
+
+/** The managed weights as the cluster has them, with every managed route's own split (for drift). */
+export type ReadWeights = Weights & { routes: RouteWeights[] };
+
+/** vane's own bookkeeping annotation on the VirtualService: the split it last wrote (see splitOfShare). */
+const WEIGHTS_ANNOTATION = 'vane.dev/weights';
+const VANE_ANNOTATIONS = [...Object.values(ANNOTATIONS), WEIGHTS_ANNOTATION];
+
+type Kind = 'VirtualService' | 'DestinationRule';
+const PLURAL: Record<Kind, string> = {
+  VirtualService: 'virtualservices',
+  DestinationRule: 'destinationrules',
+};
+/** Tried in order; the first the server serves is used (v1 from Istio 1.22, v1beta1 before). */
+const VERSIONS = ['v1', 'v1beta1', 'v1alpha3'];
+
+type IstioObject = VirtualServiceObject | DestinationRuleObject;
+
+/** The TrafficRouter over the Kubernetes API, plus reads the analyzer needs. */
+export interface KubeTrafficRouter extends TrafficRouter {
+  readWeights(target: MeshTarget): Promise<ReadWeights>;
+  /** Puts back the specs saved by snapshot (VirtualService first, so no route points at a removed subset). */
+  restore(target: MeshTarget): Promise<void>;
+  /** The VirtualService, or undefined when it does not exist. */
+  getVirtualService(namespace: string, name: string): Promise<VirtualServiceObject | undefined>;
+  /** The DestinationRule, or undefined when it does not exist. */
+  getDestinationRule(namespace: string, name: string): Promise<DestinationRuleObject | undefined>;
+  /** VirtualServices of every namespace (of `namespace` when listing all is forbidden or asked). */
+  listVirtualServices(namespace?: string): Promise<VirtualServiceObject[]>;
+  /** The networking.istio.io version the server was found to serve. */
+  apiVersion(): Promise<string>;
+}
+
+function annotationsOf(o: IstioObject): Record<string, string> {
+  return o.metadata?.annotations ?? {};
+}
+
+/** The object with these annotations set (string) or removed (undefined); the object itself when nothing changes. */
+function withAnnotations<T extends IstioObject>(o: T, set: Record<string, string | undefined>): T {
+  const current = annotationsOf(o);
+  const next = { ...current };
+  for (const [k, v] of Object.entries(set)) {
+    if (v === undefined) delete next[k];
+    else next[k] = v;
+  }
+  if (isDeepStrictEqual(next, current)) return o;
+  const metadata = { ...o.metadata };
+  if (Object.keys(next).length) metadata.annotations = next;
+  else delete metadata.annotations;
+  return { ...o, metadata };
+}
+
+function withSpec<T extends IstioObject>(o: T, spec: T['spec']): T {
+  return spec === o.spec ? o : { ...o, spec };
+}
+
+function parseWeights(s: string | undefined): Weights | undefined {
+  if (!s) return undefined;
+  try {
+    const w = JSON.parse(s) as Weights;
+    return Number.isInteger(w.stable) && Number.isInteger(w.canary) ? w : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Creates the TrafficRouter of one cluster over @kubernetes/client-node. */
+export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRouter {
+  const kc = withContext(opts.kubeConfig, opts.context, () => new KubeConfig());
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const maxConflictAttempts = opts.maxConflictAttempts ?? 5;
+  let version: Promise<string> | undefined;
+
+  function apiVersion(): Promise<string> {
+    version ??= (async () => {
+      for (const v of VERSIONS) {
+        try {
+          await callKube(
+            opts,
+            `API group ${ISTIO_GROUP}/${v}`,
+            (o) => api.getAPIResources({ group: ISTIO_GROUP, version: v }, o),
+            (s) => s === 404,
+          );
+          return v;
+        } catch (e) {
+          if (statusOf(e) !== 404) throw e;
+        }
+      }
+      throw new MeshError(
+        'NotFound',
+        `the cluster serves none of ${VERSIONS.map((v) => `${ISTIO_GROUP}/${v}`).join(', ')}; is Istio installed?`,
+        false,
+      );
+    })();
+    // a failed discovery is asked again next time rather than remembered
+    version.catch(() => {
+      version = undefined;
+    });
+    return version;
+  }
+
+  const objectName = (kind: Kind, ns: string, name: string) => `${kind} ${ns}/${name}`;
+
+  async function get<T extends IstioObject>(kind: Kind, ns: string, name: string): Promise<T | undefined> {
+    const v = await apiVersion();
+    try {
+      return (await callKube(
+        opts,
+        objectName(kind, ns, name),
+        (o) =>
+          api.getNamespacedCustomObject(
+            { group: ISTIO_GROUP, version: v, namespace: ns, plural: PLURAL[kind], name },
+            o,
+          ),
+        (s) => s === 404,
+      )) as T;
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw e;
+    }
+  }
+
+  async function mustGet<T extends IstioObject>(kind: Kind, ns: string, name: string): Promise<T> {
+    const o = await get<T>(kind, ns, name);
+    if (!o) throw new MeshError('NotFound', `${objectName(kind, ns, name)} does not exist`, false);
+    return o;
+  }
+
+  /**
+   * Read, change, write with the resourceVersion read (PUT). On 409 the object changed in between:
+   * read again and apply the change again, a bounded number of times. Nothing is written when the
+   * change leaves the object as it was.
+   */
+  async function update<T extends IstioObject>(
+    kind: Kind,
+    ns: string,
+    name: string,
+    change: (o: T) => T,
+  ): Promise<WriteResult> {
+    const what = objectName(kind, ns, name);
+    for (let attempt = 0; ; attempt++) {
+      const current = await mustGet<T>(kind, ns, name);
+      const next = change(current);
+      if (next === current || isDeepStrictEqual(next, current)) {
+        return { changed: false, resourceVersion: current.metadata?.resourceVersion };
+      }
+      const v = await apiVersion();
+      try {
+        const written = (await callKube(
+          opts,
+          what,
+          (o) =>
+            api.replaceNamespacedCustomObject(
+              { group: ISTIO_GROUP, version: v, namespace: ns, plural: PLURAL[kind], name, body: next },
+              o,
+            ),
+          (s) => s === 409,
+        )) as T;
+        return { changed: true, resourceVersion: written.metadata?.resourceVersion };
+      } catch (e) {
+        if (statusOf(e) !== 409) throw e;
+        if (attempt + 1 >= maxConflictAttempts) {
+          throw new MeshError(
+            'Conflict',
+            `${what} kept changing while vane wrote it (${maxConflictAttempts} conflicts in a row); the next tick tries again`,
+            true,
+          );
+        }
+        opts.logger?.debug({ what, attempt: attempt + 1 }, 'conflict; reading again');
+        await sleep(backoff(opts.backoffMs ?? 200, attempt, 2_000));
+      }
+    }
+  }
+
+  const vsUpdate = (t: MeshTarget, change: (o: VirtualServiceObject) => VirtualServiceObject) =>
+    update<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService, change);
+  const drUpdate = (t: MeshTarget, change: (o: DestinationRuleObject) => DestinationRuleObject) =>
+    update<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule, change);
+
+  /** The host the managed routes send to: the target's, or else the DestinationRule's (one more read). */
+  async function scopeOf(t: MeshTarget) {
+    if (t.host) return routeScope(t);
+    const dr = await mustGet<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule);
+    return routeScope(t, dr.spec?.host);
+  }
+
+  const vsSpec = (o: VirtualServiceObject): VirtualServiceSpec => o.spec ?? {};
+  const drSpec = (o: DestinationRuleObject): DestinationRuleSpec => {
+    if (!o.spec)
+      throw new MeshError(
+        'Invalid',
+        `DestinationRule ${o.metadata?.namespace}/${o.metadata?.name} has no spec`,
+        false,
+      );
+    return o.spec;
+  };
+
+  function claim<T extends IstioObject>(kind: Kind, o: T, rolloutId: string): T {
+    const a = annotationsOf(o);
+    const owner = a[ANNOTATIONS.rollout];
+    if (owner && owner !== rolloutId) {
+      throw new MeshError(
+        'Conflict',
+        `${objectName(kind, o.metadata?.namespace ?? '', o.metadata?.name ?? '')} is held by rollout ${owner} (annotation ${ANNOTATIONS.rollout}); wait for it to end, or remove the annotation if it is long gone`,
+        false,
+      );
+    }
+    return withAnnotations(o, {
+      [ANNOTATIONS.rollout]: rolloutId,
+      // the original is the spec before the first rollout step; a repeated snapshot keeps it
+      [ANNOTATIONS.originalSpec]: a[ANNOTATIONS.originalSpec] ?? JSON.stringify(o.spec ?? {}),
+    });
+  }
+
+  const router: KubeTrafficRouter = {
+    apiVersion: async () => `${ISTIO_GROUP}/${await apiVersion()}`,
+
+    getVirtualService: (ns, name) => get<VirtualServiceObject>('VirtualService', ns, name),
+    getDestinationRule: (ns, name) => get<DestinationRuleObject>('DestinationRule', ns, name),
+
+    async listVirtualServices(namespace) {
+      const v = await apiVersion();
+      const plural = PLURAL.VirtualService;
+      if (!namespace) {
+        try {
+          const list = await callKube(
+            opts,
+            'VirtualServices of all namespaces',
+            (o) => api.listClusterCustomObject({ group: ISTIO_GROUP, version: v, plural }, o),
+            (s) => s === 403,
+          );
+          return (list as { items?: VirtualServiceObject[] }).items ?? [];
+        } catch (e) {
+          if (statusOf(e) !== 403) throw e;
+          return [];
+        }
+      }
+      const list = await callKube(opts, `VirtualServices of namespace ${namespace}`, (o) =>
+        api.listNamespacedCustomObject({ group: ISTIO_GROUP, version: v, namespace, plural }, o),
+      );
+      return (list as { items?: VirtualServiceObject[] }).items ?? [];
+    },
+
+    async snapshot(t, rolloutId) {
+      await vsUpdate(t, (o) => claim('VirtualService', o, rolloutId));
+      await drUpdate(t, (o) => claim('DestinationRule', o, rolloutId));
+    },
+
+    async ensureCanarySubset(t) {
+      let created = false;
+      const ref = { namespace: t.namespace, name: t.destinationRule };
+      const r = await drUpdate(t, (o) => {
+        const e = ensureSubset(drSpec(o), ref, t.canarySubset, t.canaryLabels);
+        // A subset vane created stays "created by vane" across retries, so rollback removes it.
+        created = e.created || annotationsOf(o)[ANNOTATIONS.createdSubset] === t.canarySubset;
+        return withAnnotations(
+          withSpec(o, e.spec),
+          e.created ? { [ANNOTATIONS.createdSubset]: t.canarySubset } : {},
+        );
+      });
+      return { ...r, created };
+    },
+
+    async readWeights(t) {
+      const scope = await scopeOf(t);
+      const vs = await mustGet<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService);
+      const routes = readRouteWeights(vsSpec(vs), scope, parseWeights(annotationsOf(vs)[WEIGHTS_ANNOTATION]));
+      // Report a route that differs from the first, so a hand edit of any route shows as drift.
+      const first = routes[0]!.weights;
+      const odd = routes.find((r) => !isDeepStrictEqual(r.weights, first));
+      return { ...(odd ? odd.weights : first), routes };
+    },
+
+    async setWeights(t, w) {
+      const scope = await scopeOf(t);
+      return vsUpdate(t, (o) =>
+        withAnnotations(withSpec(o, setWeights(vsSpec(o), scope, w)), {
+          [WEIGHTS_ANNOTATION]: JSON.stringify(w),
+        }),
+      );
+    },
+
+    async setExperiment(t, experiment: ExperimentMatch | null) {
+      const scope = await scopeOf(t);
+      return vsUpdate(t, (o) => {
+        const previous = annotationsOf(o)[ANNOTATIONS.experimentRoute];
+        let spec = vsSpec(o);
+        if (previous && previous !== experiment?.routeName)
+          spec = removeExperimentRoute(spec, scope, previous);
+        if (experiment) spec = setExperimentRoute(spec, scope, experiment);
+        return withAnnotations(withSpec(o, spec), { [ANNOTATIONS.experimentRoute]: experiment?.routeName });
+      });
+    },
+
+    async setMirror(t, mirror: MirrorSetting | null) {
+      const scope = await scopeOf(t);
+      return vsUpdate(t, (o) => withSpec(o, setMirror(vsSpec(o), scope, mirror)));
+    },
+
+    async promote(t, mode: PromotionMode) {
+      const scope = await scopeOf(t);
+      // The DestinationRule first: the stable subset must select the new pods before it gets all traffic.
+      if (mode === 'relabel') {
+        const ref = { namespace: t.namespace, name: t.destinationRule };
+        await drUpdate(t, (o) => withSpec(o, relabelSubset(drSpec(o), ref, t.stableSubset, t.canaryLabels)));
+      }
+      await vsUpdate(t, (o) => {
+        const experimentRoute = annotationsOf(o)[ANNOTATIONS.experimentRoute];
+        const spec = promoteVirtualService(
+          vsSpec(o),
+          scope,
+          mode,
+          experimentRoute ? { experimentRoute } : {},
+        );
+        return withAnnotations(withSpec(o, spec), {
+          [ANNOTATIONS.experimentRoute]: undefined,
+          [WEIGHTS_ANNOTATION]: undefined,
+        });
+      });
+      // After a relabel no route sends to the canary subset; one vane created goes, as on rollback.
+      if (mode === 'relabel') {
+        await drUpdate(t, (o) =>
+          annotationsOf(o)[ANNOTATIONS.createdSubset] === t.canarySubset
+            ? withAnnotations(withSpec(o, removeSubset(drSpec(o), t.canarySubset)), {
+                [ANNOTATIONS.createdSubset]: undefined,
+              })
+            : o,
+        );
+      }
+    },
+
+    async rollback(t, { removeCanarySubset }) {
+      const scope = await scopeOf(t);
+      // The VirtualService first, so no request goes to a subset that is about to disappear.
+      await vsUpdate(t, (o) => {
+        const experimentRoute = annotationsOf(o)[ANNOTATIONS.experimentRoute];
+        const spec = rollbackVirtualService(vsSpec(o), scope, experimentRoute ? { experimentRoute } : {});
+        return withAnnotations(withSpec(o, spec), {
+          [ANNOTATIONS.experimentRoute]: undefined,
+          [WEIGHTS_ANNOTATION]: undefined,
+        });
+      });
+      if (removeCanarySubset) {
+        await drUpdate(t, (o) =>
+          withAnnotations(withSpec(o, removeSubset(drSpec(o), t.canarySubset)), {
+            [ANNOTATIONS.createdSubset]: undefined,
+          }),
+        );
+      }
+    },
+
+    async release(t) {
+      const none = Object.fromEntries(VANE_ANNOTATIONS.map((k) => [k, undefined]));
+      await vsUpdate(t, (o) => withAnnotations(o, none));
+      await drUpdate(t, (o) => withAnnotations(o, none));
+    },
+
+    async restore(t) {
+      const back = <T extends IstioObject>(o: T): T => {
+        const saved = annotationsOf(o)[ANNOTATIONS.originalSpec];
+        if (!saved) return o;
+        try {
+          return { ...o, spec: JSON.parse(saved) as T['spec'] };
+        } catch {
+          throw new MeshError(
+            'Invalid',
+            `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name}: annotation ${ANNOTATIONS.originalSpec} is not JSON; restore the spec by hand`,
+            false,
+          );
+        }
+      };
+      await vsUpdate(t, back);
+      await drUpdate(t, back);
+    },
+  };
+  return router;
+}
+
+/** One router per kubeconfig context, made on first use: the engine's `router(cluster)`. */
+export function createKubeRouters(
+  opts: Omit<KubeRouterOptions, 'context'>,
+): (cluster?: string) => KubeTrafficRouter {
+  const routers = new Map<string, KubeTrafficRouter>();
+  return (cluster) => {
+    const key = cluster ?? '';
+    let r = routers.get(key);
+    if (!r) {
+      r = createKubeTrafficRouter({ ...opts, ...(cluster ? { context: cluster } : {}) });
+      routers.set(key, r);
+    }
+    return r;
+  };
+}
+
+/** Readiness of a workload as its status says. */
+export interface WorkloadReadiness {
+  /** Every desired replica is updated, ready and available, and the controller has seen the latest spec. */
+  ready: boolean;
+  desired: number;
+  readyReplicas: number;
+  updated: number;
+  available: number;
+  /** Why it is not ready, for the rollout's event. */
+  message?: string;
+}
+
+/** The reads of core and apps objects the engine and the analyzer need. */
+export interface KubeClients {
+  readWorkload(namespace: string, kind: string, name: string, cluster?: string): Promise<WorkloadReadiness>;
+  /** Pods of a namespace whose labels include `labels`. */
+  listPods(namespace: string, labels: Record<string, string>, cluster?: string): Promise<PodLabels[]>;
+}
+
+export function createKubeClients(opts: CallPolicy & { kubeConfig: KubeConfig }): KubeClients {
+  const apis = new Map<string, { apps: AppsV1Api; core: CoreV1Api }>();
+  const apisOf = (cluster?: string) => {
+    const key = cluster ?? '';
+    let a = apis.get(key);
+    if (!a) {
+      const kc = withContext(opts.kubeConfig, cluster, () => new KubeConfig());
+      a = { apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api) };
+      apis.set(key, a);
+    }
+    return a;
+  };
+  return {
+    async readWorkload(namespace, kind, name, cluster) {
+      const { apps } = apisOf(cluster);
+      const what = `${kind} ${namespace}/${name}`;
+      let w: {
+        metadata?: { generation?: number };
+        spec?: { replicas?: number };
+        status?: {
+          observedGeneration?: number;
+          readyReplicas?: number;
+          updatedReplicas?: number;
+          availableReplicas?: number;
+        };
+      };
+      if (kind === 'Deployment') {
+        w = await callKube(opts, what, (o) => apps.readNamespacedDeployment({ namespace, name }, o));
+      } else if (kind === 'StatefulSet') {
+        w = await callKube(opts, what, (o) => apps.readNamespacedStatefulSet({ namespace, name }, o));
+      } else {
+        throw new MeshError(
+          'Invalid',
+          `${what}: vane reads the readiness of a Deployment or StatefulSet, not a ${kind}`,
+          false,
+        );
+      }
+      const desired = w.spec?.replicas ?? 1;
+      const s = w.status ?? {};
+      const readyReplicas = s.readyReplicas ?? 0;
+      const updated = s.updatedReplicas ?? 0;
+      const available = s.availableReplicas ?? 0;
+      const observed = (s.observedGeneration ?? 0) >= (w.metadata?.generation ?? 0);
+      const ready = observed && readyReplicas >= desired && updated >= desired && available >= desired;
+      return {
+        ready,
+        desired,
+        readyReplicas,
+        updated,
+        available,
+        ...(ready
+          ? {}
+          : {
+              message: observed
+                ? `${readyReplicas}/${desired} ready, ${updated}/${desired} updated, ${available}/${desired} available`
+                : 'the controller has not yet seen the latest spec',
+            }),
+      };
+    },
+
+    async listPods(namespace, labels, cluster) {
+      const { core } = apisOf(cluster);
+      const labelSelector = Object.entries(labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',');
+      const list = await callKube(opts, `pods of namespace ${namespace} with ${labelSelector}`, (o) =>
+        core.listNamespacedPod({ namespace, ...(labelSelector ? { labelSelector } : {}) }, o),
+      );
+      return list.items.map((p) => ({ source: `Pod ${p.metadata?.name}`, labels: p.metadata?.labels ?? {} }));
+    },
+  };
+}
