@@ -77,17 +77,29 @@ function bareReason(reason: string): string {
   return reason.split(': ')[0] ?? reason;
 }
 
-/** Why it failed: the failing metrics with their values, then how many analyses failed; else the event's reason. */
+/**
+ * Why it failed: the failing metrics with their values, then how many analyses failed — when
+ * analysis is the cause (the event carries results, or its reason names an analysis or a check);
+ * otherwise the event's own reason (drift, an error, a deadline).
+ */
 function why(r: Rollout, e: RolloutEvent): string {
-  const { messages } = failingMessages(r, e);
-  if (messages.length === 0) return e.reason || r.reason;
+  const reason = e.reason || r.reason;
+  const byAnalysis = e.results !== undefined || /analys|check/i.test(reason);
+  const { messages } = byAnalysis ? failingMessages(r, e) : { messages: [] };
+  if (messages.length === 0) return reason;
   const failures = r.progress.failures;
   const threshold = r.spec.analysis.failureThreshold;
   const count =
     failures > 0
       ? `${failures} of ${threshold} ${threshold === 1 ? 'analysis' : 'analyses'} failed`
-      : bareReason(e.reason || r.reason);
+      : bareReason(reason);
   return `${messages.join('; ')}, ${count}`;
+}
+
+/** "aborted by alice: bad build" → "by alice: bad build" (the verb is already in the sentence). */
+function afterAborted(reason: string): string {
+  const rest = reason.replace(/^aborted\b\s*/, '');
+  return rest ? (rest.startsWith(':') ? rest : ` ${rest}`) : '';
 }
 
 /** The canary's share when things went wrong: the last stage's weight, which outlives the rollback. */
@@ -132,9 +144,11 @@ export function summarize(r: Rollout, e: RolloutEvent): string {
         case 'failed':
           return `${who} rolled back ${atWeight(r, e)}: ${why(r, e)}`;
         case 'aborted':
-          return `${who} aborted ${atWeight(r, e)}${by}: ${bareReason(e.reason)}`;
+          return `${who} aborted ${atWeight(r, e)}${afterAborted(e.reason)}`;
         case 'rolling-back':
-          return `${who} rolling back ${atWeight(r, e)}${by}: ${why(r, e)}`;
+          if (e.reason.startsWith('aborted'))
+            return `${who} rolling back ${atWeight(r, e)}, aborted${afterAborted(e.reason)}`;
+          return `${who} rolling back ${atWeight(r, e)}: ${why(r, e)}`;
         case 'paused':
           return `${who} paused at ${r.weights.canary}%${by}: ${e.reason}`;
         case 'awaiting-promotion':

@@ -134,15 +134,31 @@ describe('summaries and severity', () => {
       type: 'transition',
       from: 'rolling-back',
       to: 'aborted',
-      reason: 'abort',
-      by: 'alice',
+      reason: 'aborted by alice: bad build',
     };
-    expect(
-      summarize(
-        makeRollout({}, { lastAnalysis: undefined, progress: { ...makeRollout().progress, failures: 0 } }),
-        aborted,
-      ),
-    ).toBe('bookinfo/reviews v2 aborted at 25% by alice: abort');
+    // An operator's abort is not blamed on the (failing) last analysis.
+    expect(summarize(r, aborted)).toBe('bookinfo/reviews v2 aborted at 25% by alice: bad build');
+    expect(summarize(r, { ...aborted, from: 'progressing', to: 'rolling-back' })).toBe(
+      'bookinfo/reviews v2 rolling back at 25%, aborted by alice: bad build',
+    );
+    const driftAbort: RolloutEvent = {
+      ...rolledBack,
+      reason: 'drift: managed weights are stable 50 / canary 50',
+    };
+    expect(summarize(r, driftAbort)).toBe(
+      'bookinfo/reviews v2 rolled back at 25%: drift: managed weights are stable 50 / canary 50',
+    );
+    const critical: RolloutEvent = {
+      time: T,
+      type: 'transition',
+      from: 'progressing',
+      to: 'rolling-back',
+      reason: 'a critical check failed: success-rate 91.2% < 99% (stable 99.9%)',
+      results: r.lastAnalysis?.results ?? [],
+    };
+    expect(summarize(makeRollout({}, { progress: { ...r.progress, failures: 0 } }), critical)).toBe(
+      'bookinfo/reviews v2 rolling back at 25%: success-rate 91.2% < 99% (stable 99.9%), a critical check failed',
+    );
     const ok: RolloutEvent = {
       time: T,
       type: 'transition',
