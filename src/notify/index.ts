@@ -12,6 +12,6 @@ export {
 } from './gates.ts';
 export { buildPayload, type NotifyPayload, type PayloadType, type WebhookType } from './payload.ts';
 export { type NotifyJob, planDeliveries } from './plan.ts';
-export { NOTIFY_QUEUE, NotifyQueue, notifyProcessor } from './queue.ts';
+export { NOTIFY_QUEUE, NotifyQueue, notifyOnEvents, notifyProcessor } from './queue.ts';
 export { HEADERS, type SecretLookup, secretResolver, sign, verify } from './signing.ts';
 export { severityOf, shouldNotify, slackMessage, summarize, validateSlackMessage } from './slack.ts';

@@ -2,11 +2,11 @@ import { type Job, Queue, UnrecoverableError } from 'bullmq';
 import type { Logger } from '../observability/logger.ts';
 import type { Recorder } from '../observability/recorder.ts';
 import type { Redis } from '../redis.ts';
-import type { RolloutEvent } from '../rollouts/model.ts';
+import type { Rollout, RolloutEvent } from '../rollouts/model.ts';
 import type { RolloutStore } from '../rollouts/store.ts';
 import type { QueueProcessor } from '../workers/runtime.ts';
 import { type DeliveryResult, deliver, isRetryable } from './deliver.ts';
-import type { NotifyJob } from './plan.ts';
+import { type NotifyJob, planDeliveries } from './plan.ts';
 import { MissingSecretError, type SecretLookup, secretFor, secretResolver } from './signing.ts';
 
 export const NOTIFY_QUEUE = 'notify';
@@ -142,4 +142,31 @@ async function finish(
   const log = { rollout: d.rolloutId, job: d.id, type: d.type, status: res.status, ms: res.ms, attempt };
   if (res.ok) deps.logger.debug(log, 'notification sent');
   else deps.logger.warn({ ...log, err: res.error }, 'notification failed');
+}
+
+/**
+ * The engine's `onEvents` listener: plans the deliveries for the new events and enqueues them
+ * without being awaited, so a tick never waits on the notify queue; a failed enqueue is logged
+ * (the rollout goes on, the delivery is lost, the log says which).
+ */
+export function notifyOnEvents(
+  queue: Pick<NotifyQueue, 'enqueue'>,
+  logger: Logger,
+): (rollout: Rollout, events: RolloutEvent[]) => void {
+  return (rollout, events) => {
+    let jobs: NotifyJob[];
+    try {
+      jobs = planDeliveries(rollout, events);
+    } catch (e) {
+      logger.error({ rollout: rollout.id, err: (e as Error).message }, 'could not plan notifications');
+      return;
+    }
+    for (const job of jobs) {
+      queue
+        .enqueue(job)
+        .catch((e: Error) =>
+          logger.warn({ rollout: rollout.id, job: job.id, err: e.message }, 'could not enqueue notification'),
+        );
+    }
+  };
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NotifyJob } from '../../src/notify/plan.ts';
 import { planDeliveries } from '../../src/notify/plan.ts';
-import { NotifyQueue, notifyProcessor } from '../../src/notify/queue.ts';
+import { NotifyQueue, notifyOnEvents, notifyProcessor } from '../../src/notify/queue.ts';
 import { validateSlackMessage } from '../../src/notify/slack.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Recorder } from '../../src/observability/recorder.ts';
@@ -147,6 +147,38 @@ describe('the notify queue against a real Redis and real receivers', () => {
     expect(await recorder.metrics()).toMatch(/vane_notifications_total\{type="event",result="sent"\} 1/);
     // The secret was resolved once, though used twice.
     expect(looked.filter((n) => n === 'HOOK_SECRET')).toHaveLength(1);
+  });
+
+  it("as the engine's onEvents listener: returns at once, and a post-rollout hook and a filtered notification follow", async () => {
+    const r = await storedRollout({
+      webhooks: [{ type: 'post-rollout', url: receiver.url('/post') }],
+      notifications: [
+        { type: 'webhook', url: receiver.url('/errors-only'), severity: 'error', secretEnv: 'HOOK_SECRET' },
+        { type: 'webhook', url: receiver.url('/succeeded-only'), events: ['succeeded'] },
+      ],
+    });
+    const listener = notifyOnEvents(queue, createLogger({ level: 'silent', format: 'json' }));
+    const ended: RolloutEvent = {
+      time: Date.now(),
+      type: 'transition',
+      from: 'rolling-back',
+      to: 'failed',
+      reason: 'analysis failed (2 of 2): success-rate 91.2% < 99% (stable 99.9%)',
+    };
+    const t0 = performance.now();
+    listener({ ...r, phase: 'failed', version: r.version + 1 }, [ended]);
+    expect(performance.now() - t0).toBeLessThan(20);
+    await notificationEvents(r.id, 2);
+    expect(receiver.at('/post')).toHaveLength(1);
+    expect(receiver.at('/succeeded-only')).toHaveLength(0);
+    const [n] = receiver.at('/errors-only');
+    expect(receiverVerifies(SECRET, n!.headers, n!.raw)).toBe(true);
+    expect(n!.body).toMatchObject({
+      type: 'notification',
+      severity: 'error',
+      summary:
+        'bookinfo/reviews v2 rolled back at 25%: success-rate 91.2% < 99% (stable 99.9%), 2 of 2 analyses failed',
+    });
   });
 
   it('retries a failing receiver with backoff and records the success once', async () => {
