@@ -176,8 +176,7 @@ describe('the notify queue against a real Redis and real receivers', () => {
     expect(n!.body).toMatchObject({
       type: 'notification',
       severity: 'error',
-      summary:
-        'bookinfo/reviews v2 rolled back at 25%: success-rate 91.2% < 99% (stable 99.9%), 2 of 2 analyses failed',
+      summary: `${r.spec.target.namespace}/reviews v2 rolled back at 25%: success-rate 91.2% < 99% (stable 99.9%), 2 of 2 analyses failed`,
     });
   });
 
