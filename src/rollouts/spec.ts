@@ -133,6 +133,8 @@ export const NotificationSchema = z.object({
   severity: z.enum(['info', 'warn', 'error']).default('info'),
   /** Event types sent; default all. */
   events: z.array(z.string().min(1)).optional(),
+  /** type webhook: name of an environment variable of vane's holding the HMAC secret (Slack messages are not signed). */
+  secretEnv: z.string().min(1).optional(),
 });
 
 export const RolloutSpecSchema = z
