@@ -58,10 +58,20 @@ export const ConfigSchema = z.object({
   dataDir: z.string().min(1).default('.vane'),
 });
 
-export type Config = z.infer<typeof ConfigSchema>;
+/** Settings only the YAML file can hold (structured values). */
+export const FileOnlySchema = z.object({
+  /** Named rollout templates: per-service defaults merged under a request's own fields. */
+  templates: z
+    .record(z.string().regex(/^[a-z0-9][-a-z0-9.]{0,62}$/), z.record(z.string(), z.unknown()))
+    .default({}),
+  /** Prometheus connection (url, headers, bearerToken, basicAuth, tls, timeout, retries); PROMETHEUS_URL overrides the url. */
+  prometheus: z.record(z.string(), z.unknown()).optional(),
+});
+
+export type Config = z.infer<typeof ConfigSchema> & z.infer<typeof FileOnlySchema>;
 
 /** The environment variable of each setting. */
-export const ENV: Record<keyof Config, string> = {
+export const ENV: Record<keyof z.infer<typeof ConfigSchema>, string> = {
   port: 'PORT',
   host: 'HOST',
   redisUrl: 'REDIS_URL',
@@ -100,30 +110,36 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       throw new ConfigError(`VANE_CONFIG=${file}: expected a YAML mapping of settings`);
     }
     fromFile = doc as Record<string, unknown>;
-    const unknown = Object.keys(fromFile).filter((k) => !(k in ENV) && k !== 'templates');
+    const fileOnly = Object.keys(FileOnlySchema.shape);
+    const unknown = Object.keys(fromFile).filter((k) => !(k in ENV) && !fileOnly.includes(k));
     if (unknown.length) {
       throw new ConfigError(
-        `VANE_CONFIG=${file}: unknown setting '${unknown[0]}'; settings are: ${Object.keys(ENV).join(', ')}`,
+        `VANE_CONFIG=${file}: unknown setting '${unknown[0]}'; settings are: ${[...Object.keys(ENV), ...fileOnly].join(', ')}`,
       );
     }
   }
   const input: Record<string, unknown> = {};
-  for (const [key, name] of Object.entries(ENV) as [keyof Config, string][]) {
+  for (const [key, name] of Object.entries(ENV) as [keyof typeof ENV, string][]) {
     const v = env[name];
     if (v !== undefined && v !== '') input[key] = v;
     else if (fromFile[key] !== undefined) input[key] = fromFile[key];
   }
+  const structured = FileOnlySchema.safeParse(fromFile);
+  if (!structured.success) {
+    const issue = structured.error.issues[0]!;
+    throw new ConfigError(`VANE_CONFIG=${file}: ${issue.path.map(String).join('.')}: ${issue.message}`);
+  }
   const parsed = ConfigSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const key = String(issue.path[0]) as keyof Config;
+    const key = String(issue.path[0]) as keyof typeof ENV;
     const fromEnv = env[ENV[key]] !== undefined && env[ENV[key]] !== '';
     const where = fromEnv ? ENV[key] : `${key} in ${file}`;
     throw new ConfigError(
       `invalid setting ${where}=${JSON.stringify(input[key])}: expected ${describeIssue(issue)}`,
     );
   }
-  return parsed.data;
+  return { ...parsed.data, ...structured.data };
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -1,10 +1,13 @@
 import { type ServerType, serve } from '@hono/node-server';
 import { newApp } from './api/app.ts';
 import type { Config } from './config.ts';
+import { buildDomain, type Domain } from './domain.ts';
+import { notifyProcessor } from './notify/queue.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Recorder } from './observability/recorder.ts';
 import { connectRedis, pingRedis, type Redis } from './redis.ts';
 import { startWorkers, type WorkerPool } from './workers/runtime.ts';
+import { tickProcessor } from './workers/ticks.ts';
 
 export type Role = 'api' | 'worker' | 'all';
 
@@ -27,6 +30,11 @@ export async function startService(
   const connections: Redis[] = [];
   const client = connectRedis(config.redisUrl, { role: 'client', name: `vane-${role}` });
   connections.push(client);
+  const domain: Domain = buildDomain({ config, redis: client, logger: log, recorder });
+  recorder.observeState({
+    rolloutsByPhase: () => domain.ctx.store.countByPhase(),
+    queueDepth: async () => ({ ...(await domain.ticks.depth()), ...(await domain.notify.depth()) }),
+  });
 
   let server: ServerType | undefined;
   let port: number | undefined;
@@ -37,6 +45,7 @@ export async function startService(
       recorder,
       apiTokens: config.apiTokens,
       readiness: [{ name: 'redis', check: () => pingRedis(client) }],
+      ...(role === 'worker' ? {} : { domain: domain.ctx }),
     });
     server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
@@ -52,7 +61,22 @@ export async function startService(
   if (role === 'worker' || role === 'all') {
     const blocking = connectRedis(config.redisUrl, { role: 'worker', name: 'vane-worker' });
     connections.push(blocking);
-    pool = startWorkers({ connection: blocking, prefix: config.keyPrefix, processors: [], logger: log });
+    pool = startWorkers({
+      connection: blocking,
+      prefix: config.keyPrefix,
+      processors: [
+        tickProcessor(domain.ctx, config.workerConcurrency),
+        notifyProcessor({
+          store: domain.ctx.store,
+          recorder,
+          logger: log,
+          concurrency: Math.max(4, Math.ceil(config.workerConcurrency / 2)),
+        }),
+      ],
+      logger: log,
+    });
+    // A rollout whose tick job was lost (a Redis restored from an old snapshot) gets one again.
+    void resumeActive(domain, log);
     log.info(
       { queues: pool.workers.map((w) => w.name), concurrency: config.workerConcurrency },
       'workers started',
@@ -74,10 +98,22 @@ export async function startService(
             })
           : Promise.resolve();
         await Promise.all([closeServer, pool?.close()]);
+        await domain.close().catch(() => {});
         await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
         log.info('stopped');
       })();
       return stopping;
     },
   };
+}
+
+async function resumeActive(domain: Domain, log: Logger): Promise<void> {
+  try {
+    const active = await domain.ctx.store.list({ active: true, limit: 500 });
+    let added = 0;
+    for (const r of active) if (await domain.ticks.ensure(r.id)) added++;
+    if (added) log.info({ added }, 'active rollouts without a tick got one');
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'could not check active rollouts for missing ticks');
+  }
 }

@@ -3,6 +3,7 @@ import type { AnalysisReport } from '../metrics/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Recorder } from '../observability/recorder.ts';
 import type { Rollout, RolloutEvent } from './model.ts';
+import type { RolloutSpec } from './spec.ts';
 import type { RolloutStore } from './store.ts';
 import type { TemplateStore } from './templates.ts';
 
@@ -55,4 +56,6 @@ export interface DomainContext {
   logger: Logger;
   now(): number;
   onEvents?: EventListener;
+  /** Checks of a new spec against what this process has (a cluster, a Prometheus); each issue names its field. */
+  validateSpec?: (spec: RolloutSpec) => { path: string; message: string }[];
 }

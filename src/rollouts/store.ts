@@ -1,7 +1,7 @@
 import type { Redis } from '../redis.ts';
 import { VersionConflict } from './errors.ts';
 import type { Rollout, RolloutEvent } from './model.ts';
-import { isTerminal, type Phase } from './phases.ts';
+import { isTerminal, PHASES, type Phase } from './phases.ts';
 
 /** How many events a rollout keeps (a capped stream). */
 const EVENTS_MAX = 300;
@@ -184,6 +184,14 @@ export class RolloutStore {
       }
     }
     throw new VersionConflict(id);
+  }
+
+  /** How many rollouts each phase holds now (for the vane_rollouts gauge). */
+  async countByPhase(): Promise<Record<string, number>> {
+    const pipeline = this.redis.pipeline();
+    for (const p of PHASES) pipeline.scard(this.phaseKey(p));
+    const res = (await pipeline.exec()) ?? [];
+    return Object.fromEntries(PHASES.map((p, i) => [p, Number(res[i]?.[1] ?? 0)]));
   }
 
   async list(q: ListQuery = {}): Promise<Rollout[]> {

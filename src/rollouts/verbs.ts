@@ -24,7 +24,7 @@ function newId(): string {
 
 /** Resolves a named template, merges the request over it, and validates the result with every field path named. */
 export async function resolveSpec(
-  ctx: Pick<DomainContext, 'templates'>,
+  ctx: Pick<DomainContext, 'templates' | 'validateSpec'>,
   input: unknown,
 ): Promise<{ spec: RolloutSpec; input: Record<string, unknown> }> {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -47,7 +47,7 @@ export async function resolveSpec(
   }
   const parsed = RolloutSpecSchema.safeParse(raw);
   const issues = parsed.success
-    ? extraValidators.flatMap((v) => v(parsed.data))
+    ? [...extraValidators, ...(ctx.validateSpec ? [ctx.validateSpec] : [])].flatMap((v) => v(parsed.data))
     : describeZodError(parsed.error);
   if (!parsed.success || issues.length > 0) {
     const first = issues[0]!;

@@ -48,6 +48,19 @@ export class TickQueue implements TickScheduler {
     // waiting or active: the tick will read the new state (an active one checks the version before it sleeps).
   }
 
+  /** Adds the rollout's tick when it has none (completed or failed ones are replaced); leaves a live one alone. */
+  async ensure(rolloutId: string): Promise<boolean> {
+    const jobId = tickJobId(rolloutId);
+    const job = await this.queue.getJob(jobId);
+    if (job) {
+      const state = await job.getState();
+      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return false;
+      await job.remove().catch(() => {});
+    }
+    await this.queue.add('tick', { id: rolloutId, dueAt: Date.now() }, { jobId });
+    return true;
+  }
+
   async depth(): Promise<Record<string, number>> {
     const counts = await this.queue.getJobCounts('wait', 'active', 'delayed', 'failed');
     return Object.fromEntries(Object.entries(counts).map(([state, n]) => [`${TICK_QUEUE}/${state}`, n]));

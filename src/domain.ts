@@ -1,0 +1,151 @@
+import { existsSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Config } from './config.ts';
+import { createKubeClients, createKubeRouters, type KubeTrafficRouter } from './mesh/kube-router.ts';
+import { createPreflight } from './mesh/live-analyzer.ts';
+import { MeshError } from './mesh/types.ts';
+import { createPrometheusProvider, type PrometheusProvider } from './metrics/prometheus.ts';
+import { GateStore } from './notify/gates.ts';
+import { NotifyQueue, notifyOnEvents } from './notify/queue.ts';
+import type { Logger } from './observability/logger.ts';
+import type { Recorder } from './observability/recorder.ts';
+import type { Redis } from './redis.ts';
+import { createRolloutAnalyzer, type TargetFactsReader, validateMetricChecks } from './rollouts/analyzer.ts';
+import type { DomainContext } from './rollouts/context.ts';
+import type { RolloutSpec } from './rollouts/spec.ts';
+import { RolloutStore } from './rollouts/store.ts';
+import { TemplateStore } from './rollouts/templates.ts';
+import { registerSpecValidator } from './rollouts/verbs.ts';
+import { TickQueue } from './workers/ticks.ts';
+
+registerSpecValidator(validateMetricChecks);
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** Where vane finds its cluster: the kubeconfig setting, else the pod's service account, else none. */
+export function loadKubeConfig(config: Pick<Config, 'kubeconfig' | 'kubeContext'>): KubeConfig | undefined {
+  const kc = new KubeConfig();
+  if (config.kubeconfig) {
+    kc.loadFromFile(config.kubeconfig);
+    if (config.kubeContext) kc.setCurrentContext(config.kubeContext);
+    return kc;
+  }
+  if (existsSync(IN_CLUSTER_TOKEN)) {
+    kc.loadFromCluster();
+    return kc;
+  }
+  return undefined;
+}
+
+/** Everything one process builds once: the domain context and the queues it owns. */
+export interface Domain {
+  ctx: DomainContext;
+  ticks: TickQueue;
+  notify: NotifyQueue;
+  gates: GateStore;
+  provider?: PrometheusProvider;
+  close(): Promise<void>;
+}
+
+export interface DomainOptions {
+  config: Config;
+  /** A client connection (fails fast); the caller owns and closes it. */
+  redis: Redis;
+  logger: Logger;
+  recorder: Recorder;
+  /** The cluster; default from the settings (KUBECONFIG, in-cluster). Undefined: no cluster. */
+  kubeConfig?: KubeConfig;
+  /** Deadline of one Kubernetes call. Default 10s. */
+  kubeTimeoutMs?: number;
+}
+
+/** Builds the domain of a process from its settings: store, templates, router, analyzer, queues. */
+export function buildDomain(opts: DomainOptions): Domain {
+  const { config, redis, logger, recorder } = opts;
+  const prefix = config.keyPrefix;
+  const kubeConfig = opts.kubeConfig ?? loadKubeConfig(config);
+  const policy = { timeoutMs: opts.kubeTimeoutMs ?? 10_000, logger };
+
+  const routers = kubeConfig ? createKubeRouters({ ...policy, kubeConfig }) : undefined;
+  const clients = kubeConfig ? createKubeClients({ ...policy, kubeConfig }) : undefined;
+  const router = (cluster?: string): KubeTrafficRouter => {
+    if (!routers) {
+      throw new MeshError(
+        'Unavailable',
+        'no Kubernetes cluster is configured: set KUBECONFIG (and VANE_KUBE_CONTEXT), or run vane in a pod',
+        false,
+      );
+    }
+    return routers(cluster);
+  };
+
+  const prometheusInput = {
+    ...(config.prometheus ?? {}),
+    ...(config.prometheusUrl ? { url: config.prometheusUrl } : {}),
+  };
+  const provider =
+    'url' in prometheusInput ? createPrometheusProvider(prometheusInput as { url: string }) : undefined;
+
+  const facts: TargetFactsReader = async (r) => {
+    const t = r.spec.target;
+    const dr = await router(t.cluster).getDestinationRule(t.namespace, t.destinationRule);
+    if (!dr) {
+      throw new MeshError('NotFound', `DestinationRule ${t.namespace}/${t.destinationRule} not found`, false);
+    }
+    const subset = dr.spec?.subsets?.find((s) => s.name === r.spec.stable.subset);
+    return {
+      host: t.host ?? dr.spec?.host ?? t.virtualService,
+      stableLabels: (subset?.labels as Record<string, string> | undefined) ?? {},
+    };
+  };
+
+  const ticks = new TickQueue(redis, prefix);
+  const notify = new NotifyQueue(redis, prefix);
+  const gates = new GateStore(redis, prefix);
+  const ctx: DomainContext = {
+    store: new RolloutStore(redis, prefix),
+    templates: new TemplateStore(redis, prefix, config.templates),
+    router,
+    ...(clients
+      ? {
+          workloads: {
+            readWorkload: (ns, kind, name, cluster) => clients.readWorkload(ns, kind, name, cluster),
+          },
+          preflight: createPreflight({ router, clients }),
+        }
+      : {}),
+    analyzer: createRolloutAnalyzer({ provider, facts }),
+    scheduler: ticks,
+    recorder,
+    logger,
+    now: () => Date.now(),
+    onEvents: notifyOnEvents(notify, logger),
+    validateSpec: (spec: RolloutSpec) => {
+      const issues: { path: string; message: string }[] = [];
+      if (!kubeConfig) {
+        issues.push({
+          path: 'target',
+          message: 'no Kubernetes cluster is configured in vane: set KUBECONFIG, or run vane in a pod',
+        });
+      }
+      if (!provider && spec.analysis.metrics.length > 0) {
+        issues.push({
+          path: 'analysis.metrics',
+          message: 'no Prometheus is configured in vane: set PROMETHEUS_URL, or remove the metric checks',
+        });
+      }
+      return issues;
+    },
+  };
+  return {
+    ctx,
+    ticks,
+    notify,
+    gates,
+    ...(provider ? { provider } : {}),
+    async close() {
+      await Promise.all([ticks.close(), notify.close()]);
+      provider?.close();
+    },
+  };
+}
