@@ -37,6 +37,22 @@ export function loadKubeConfig(config: Pick<Config, 'kubeconfig' | 'kubeContext'
   return undefined;
 }
 
+/** Reads the host and the stable subset's labels from the target's DestinationRule. */
+export function clusterTargetFacts(router: (cluster?: string) => KubeTrafficRouter): TargetFactsReader {
+  return async (r) => {
+    const t = r.spec.target;
+    const dr = await router(t.cluster).getDestinationRule(t.namespace, t.destinationRule);
+    if (!dr) {
+      throw new MeshError('NotFound', `DestinationRule ${t.namespace}/${t.destinationRule} not found`, false);
+    }
+    const subset = dr.spec?.subsets?.find((s) => s.name === r.spec.stable.subset);
+    return {
+      host: t.host ?? dr.spec?.host ?? t.virtualService,
+      stableLabels: (subset?.labels as Record<string, string> | undefined) ?? {},
+    };
+  };
+}
+
 /** Everything one process builds once: the domain context and the queues it owns. */
 export interface Domain {
   ctx: DomainContext;
@@ -86,18 +102,7 @@ export function buildDomain(opts: DomainOptions): Domain {
   const provider =
     'url' in prometheusInput ? createPrometheusProvider(prometheusInput as { url: string }) : undefined;
 
-  const facts: TargetFactsReader = async (r) => {
-    const t = r.spec.target;
-    const dr = await router(t.cluster).getDestinationRule(t.namespace, t.destinationRule);
-    if (!dr) {
-      throw new MeshError('NotFound', `DestinationRule ${t.namespace}/${t.destinationRule} not found`, false);
-    }
-    const subset = dr.spec?.subsets?.find((s) => s.name === r.spec.stable.subset);
-    return {
-      host: t.host ?? dr.spec?.host ?? t.virtualService,
-      stableLabels: (subset?.labels as Record<string, string> | undefined) ?? {},
-    };
-  };
+  const facts = clusterTargetFacts(router);
 
   const ticks = new TickQueue(redis, prefix);
   const notify = new NotifyQueue(redis, prefix);

@@ -287,7 +287,14 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
     },
 
     async snapshot(t, rolloutId) {
-      await vsUpdate(t, (o) => claim('VirtualService', o, rolloutId));
+      const scope = await scopeOf(t);
+      await vsUpdate(t, (o) => {
+        const claimed = claim('VirtualService', o, rolloutId);
+        if (annotationsOf(claimed)[WEIGHTS_ANNOTATION]) return claimed;
+        // Record the split as it is, so setting the same weights at the first step writes nothing.
+        const first = readRouteWeights(vsSpec(o), scope, undefined)[0]?.weights;
+        return first ? withAnnotations(claimed, { [WEIGHTS_ANNOTATION]: JSON.stringify(first) }) : claimed;
+      });
       await drUpdate(t, (o) => claim('DestinationRule', o, rolloutId));
     },
 

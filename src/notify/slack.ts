@@ -127,6 +127,8 @@ export function summarize(r: Rollout, e: RolloutEvent): string {
       }
       return `${who} ${e.reason}`;
     }
+    case 'subset':
+      return `${who}: ${e.reason}`;
     case 'drift':
       return `${who} drift detected: ${e.reason}`;
     case 'error':

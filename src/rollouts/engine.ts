@@ -308,7 +308,7 @@ async function initialize(ctx: DomainContext, r: Rollout, now: number): Promise<
   if (subset.created && !r.createdSubset) {
     const c = new Change({ ...r, createdSubset: true }, now);
     c.event({
-      type: 'weight',
+      type: 'subset',
       reason: `created subset '${target.canarySubset}' in DestinationRule ${target.namespace}/${target.destinationRule}`,
     });
     cur = await save(ctx, r, c);

@@ -55,6 +55,7 @@ export type EventType =
   | 'created'
   | 'transition'
   | 'weight'
+  | 'subset'
   | 'analysis'
   | 'command'
   | 'drift'

@@ -134,6 +134,8 @@ describe('the kube adapter against the kube simulator', () => {
     expect(vs().metadata!.annotations).toEqual({
       'vane.dev/rollout': 'ro-1',
       'vane.dev/original-spec': JSON.stringify(bookinfo.vs('reviews').spec),
+      // the split as it was, so a first setWeights to the same split writes nothing
+      'vane.dev/weights': JSON.stringify({ stable: 100, canary: 0 }),
     });
     expect(dr().metadata!.annotations!['vane.dev/rollout']).toBe('ro-1');
     expect(writes()).toHaveLength(2);
