@@ -19,7 +19,8 @@ import { canTransition, isTerminal, type Phase } from './phases.ts';
 export type TickOutcome = { done: true } | { done: false; nextAt: number };
 
 /** How long a worker holds a rollout's lease; a tick never takes longer (every outside call has a timeout). */
-const LEASE_MS = 30_000;
+export const TICK_LEASE_MS = 6_000;
+const LEASE_MS = TICK_LEASE_MS;
 /** How often a paused rollout is looked at (commands wake it at once anyway). */
 const IDLE_MS = 15_000;
 

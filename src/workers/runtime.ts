@@ -8,6 +8,10 @@ export interface QueueProcessor {
   processor: Processor;
   /** Jobs run at once. */
   concurrency: number;
+  /** How long a job stays locked to a worker that stops renewing it (a killed process), ms. Default BullMQ's 30s. */
+  lockDuration?: number;
+  /** How often stalled jobs (locks expired) are handed to another worker, ms. Default BullMQ's 30s. */
+  stalledInterval?: number;
 }
 
 export interface WorkerPool {
@@ -26,12 +30,14 @@ export function startWorkers(opts: {
   processors: QueueProcessor[];
   logger: Logger;
 }): WorkerPool {
-  const workers = opts.processors.map(({ queue, processor, concurrency }) => {
+  const workers = opts.processors.map(({ queue, processor, concurrency, lockDuration, stalledInterval }) => {
     const w = new Worker(queue, processor, {
       connection: opts.connection,
       prefix: opts.prefix,
       concurrency,
       autorun: true,
+      ...(lockDuration ? { lockDuration } : {}),
+      ...(stalledInterval ? { stalledInterval, maxStalledCount: 1_000 } : {}),
     });
     w.on('failed', (job, err) =>
       opts.logger.warn(

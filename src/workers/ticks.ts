@@ -1,7 +1,7 @@
 import { DelayedError, type Job, Queue } from 'bullmq';
 import type { Redis } from '../redis.ts';
 import type { DomainContext, TickScheduler } from '../rollouts/context.ts';
-import { tick } from '../rollouts/engine.ts';
+import { TICK_LEASE_MS, tick } from '../rollouts/engine.ts';
 import type { QueueProcessor } from './runtime.ts';
 
 export const TICK_QUEUE = 'ticks';
@@ -80,6 +80,9 @@ export function tickProcessor(ctx: DomainContext, concurrency: number): QueuePro
   return {
     queue: TICK_QUEUE,
     concurrency,
+    // A tick lasts well under its lease; a killed worker's rollouts move on within seconds.
+    lockDuration: TICK_LEASE_MS,
+    stalledInterval: 2_000,
     async processor(job: Job<TickData>, token?: string) {
       const { id, dueAt } = job.data;
       if (dueAt !== undefined) ctx.recorder.tickLate((Date.now() - dueAt) / 1000);

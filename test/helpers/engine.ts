@@ -16,7 +16,7 @@ import { eventually } from './services.ts';
 
 export const VS = 'networking.istio.io/v1';
 
-/** A VirtualService and DestinationRule for service `name` in `namespace`: one default route to subset v1, plus an unmanaged route. */
+/** A VirtualService and DestinationRule for service `name` in `namespace` (one default route to subset v1, plus an unmanaged route), and a pod of each version. */
 export function seedTarget(sim: KubeSimulator, name: string, namespace = 'shop'): void {
   sim.putObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
   sim.putObject({
@@ -40,6 +40,14 @@ export function seedTarget(sim: KubeSimulator, name: string, namespace = 'shop')
       ],
     },
   });
+  for (const version of ['v1', 'v2']) {
+    sim.putObject({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `${name}-${version}-0`, namespace, labels: { app: name, version } },
+      spec: { containers: [{ name: 'app', image: `${name}:${version}` }] },
+    });
+  }
   sim.putObject({
     apiVersion: VS,
     kind: 'DestinationRule',
@@ -132,6 +140,8 @@ export async function startEngineHarness(opts: {
   provider?: MetricProvider;
   analyzer?: RolloutAnalyzer;
   concurrency?: number;
+  /** Run no worker in this process (the test starts worker processes). Default false. */
+  noWorker?: boolean;
 }): Promise<EngineHarness> {
   const sim = await startKubeSimulator({ log: () => {} });
   const kubeConfig = sim.kubeConfig();
@@ -153,7 +163,7 @@ export async function startEngineHarness(opts: {
   const pool = startWorkers({
     connection: blocking,
     prefix: domain.prefix,
-    processors: [tickProcessor(domain.ctx, opts.concurrency ?? 20)],
+    processors: opts.noWorker ? [] : [tickProcessor(domain.ctx, opts.concurrency ?? 20)],
     logger: createLogger({ level: 'silent' }),
   });
   return {
