@@ -5,6 +5,7 @@ import { createKubeClients, createKubeRouters, type KubeTrafficRouter } from './
 import { createPreflight } from './mesh/live-analyzer.ts';
 import { MeshError } from './mesh/types.ts';
 import { createPrometheusProvider, type PrometheusProvider } from './metrics/prometheus.ts';
+import { createGateKeeper } from './notify/gatekeeper.ts';
 import { GateStore } from './notify/gates.ts';
 import { NotifyQueue, notifyOnEvents } from './notify/queue.ts';
 import type { Logger } from './observability/logger.ts';
@@ -125,6 +126,8 @@ export function buildDomain(opts: DomainOptions): Domain {
     logger,
     now: () => Date.now(),
     onEvents: notifyOnEvents(notify, logger),
+    gates: createGateKeeper({ store: gates }),
+    approvals: gates,
     validateSpec: (spec: RolloutSpec) => {
       const issues: { path: string; message: string }[] = [];
       if (!kubeConfig) {

@@ -11,6 +11,7 @@ commands:
   list [--namespace NS] [--active]              newest first
   events ID                                     the history: transitions, weights, metric values
   promote | promote-full | abort | pause | resume | retry  ID [--reason TEXT]
+  approve ID [--gate GATE] [--reason TEXT]      open the gate it waits at (or GATE) once
 
 options:
   --url URL       vane's API (default $VANE_URL or http://localhost:8080)
@@ -162,6 +163,7 @@ export async function rolloutCommand(argv: string[], env: NodeJS.ProcessEnv = pr
         token: { type: 'string' },
         by: { type: 'string' },
         reason: { type: 'string' },
+        gate: { type: 'string' },
         namespace: { type: 'string', short: 'n' },
         active: { type: 'boolean', default: false },
         output: { type: 'string', short: 'o' },
@@ -251,6 +253,21 @@ export async function rolloutCommand(argv: string[], env: NodeJS.ProcessEnv = pr
           body,
         );
         console.log(json ? JSON.stringify(data.rollout) : `${cmd}: ${line(data.rollout)}`);
+        return 0;
+      }
+      case 'approve': {
+        const body = {
+          ...(by ? { by } : {}),
+          ...(o.reason ? { reason: o.reason } : {}),
+          ...(o.gate ? { gate: o.gate } : {}),
+        };
+        const { data } = await call<{ rollout: RolloutView; gate: string }>(
+          api,
+          'POST',
+          `/api/v1/rollouts/${needId()}/approve`,
+          body,
+        );
+        console.log(json ? JSON.stringify(data) : `approved ${data.gate}: ${line(data.rollout)}`);
         return 0;
       }
       default:

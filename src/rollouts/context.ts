@@ -39,6 +39,25 @@ export interface Preflight {
   check(target: MeshTarget, rolloutId: string): Promise<{ code: string; message: string }[]>;
 }
 
+/** Gates that hold a rollout before a weight change or before promotion. */
+export type GateName = 'pre-rollout' | 'confirm-rollout' | 'confirm-traffic-increase' | 'confirm-promotion';
+
+export interface GateKeeper {
+  /** The key an approval of this gate is stored under (confirm-traffic-increase per step). */
+  keyOf(name: GateName, stageIndex: number): string;
+  /** Whether the rollout has webhooks of this gate type. */
+  applies(r: Rollout, name: GateName): boolean;
+  /** Opens on a waiting approval (used once) or when every webhook of the type answers 2xx. */
+  check(
+    r: Rollout,
+    name: GateName,
+    stageIndex: number,
+    signal?: AbortSignal,
+  ): Promise<{ open: boolean; message: string; by?: string }>;
+  /** The answer of a `rollback` webhook that asked for a rollback; undefined otherwise. */
+  rollbackRequested(r: Rollout, signal?: AbortSignal): Promise<string | undefined>;
+}
+
 /** Whoever wants to hear about a rollout's events (notifications, webhooks of type event). */
 export type EventListener = (rollout: Rollout, events: RolloutEvent[]) => void;
 
@@ -52,6 +71,16 @@ export interface DomainContext {
   analyzer: RolloutAnalyzer;
   scheduler: TickScheduler;
   preflight?: Preflight;
+  gates?: GateKeeper;
+  /** Approvals stored for a gate of a rollout, each used once by the engine. */
+  approvals?: {
+    approve(
+      rolloutId: string,
+      gate: string,
+      by: string,
+      opts?: { reason?: string; now?: number },
+    ): Promise<unknown>;
+  };
   recorder: Recorder;
   logger: Logger;
   now(): number;

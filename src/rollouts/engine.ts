@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { formatDuration } from '../duration.ts';
 import { MeshError, type MeshTarget, type Weights } from '../mesh/types.ts';
 import type { AnalysisReport } from '../metrics/types.ts';
 import {
@@ -10,7 +11,7 @@ import {
   stagesOf,
   type Timing,
 } from '../strategies/index.ts';
-import type { DomainContext } from './context.ts';
+import type { DomainContext, GateName } from './context.ts';
 import { VersionConflict } from './errors.ts';
 import type { Command, Rollout, RolloutEvent } from './model.ts';
 import { canTransition, isTerminal, type Phase } from './phases.ts';
@@ -407,6 +408,39 @@ async function progress(ctx: DomainContext, r0: Rollout, now: number): Promise<T
       verdict: report.verdict,
     });
   }
+  if (ctx.gates && d.type !== 'rollback') {
+    const asked = await ctx.gates.rollbackRequested(r);
+    if (asked) {
+      c.transition('rolling-back', `rollback requested: ${asked}`, { outcome: 'failed' });
+      await save(ctx, r, c);
+      return { done: false, nextAt: now };
+    }
+    if (d.type === 'stage') {
+      const names: GateName[] =
+        r.progress.stageIndex < 0
+          ? ['pre-rollout', 'confirm-rollout', 'confirm-traffic-increase']
+          : ['confirm-traffic-increase'];
+      const held = await holdAtGates(ctx, r, c, names, d.progress.stageIndex, d.progress.lastGuardAt, now);
+      if (held) return held;
+    } else if (r.phase === 'awaiting-promotion' && d.type === 'wait') {
+      const held = await holdAtGates(
+        ctx,
+        r,
+        c,
+        ['confirm-promotion'],
+        r.progress.stageIndex,
+        d.progress.lastGuardAt,
+        now,
+        { always: true, deadline: false },
+      );
+      if (!held) {
+        c.transition('promoting', `promotion approved: ${c.events.at(-1)?.reason ?? 'gate open'}`);
+        await save(ctx, r, c);
+        return { done: false, nextAt: now };
+      }
+      return held;
+    }
+  }
   switch (d.type) {
     case 'wait':
       await save(ctx, r, c);
@@ -434,6 +468,61 @@ async function progress(ctx: DomainContext, r0: Rollout, now: number): Promise<T
       await save(ctx, r, c);
       return { done: false, nextAt: now };
   }
+}
+
+/**
+ * Asks each gate that applies before the next step (or promotion). All open: undefined, and the
+ * change goes on. One closed: the rollout holds where it is (its guard checks go on) and is asked
+ * again at the next guard interval; past the gate deadline it rolls back.
+ */
+async function holdAtGates(
+  ctx: DomainContext,
+  r: Rollout,
+  c: Change,
+  names: GateName[],
+  stageIndex: number,
+  lastGuardAt: number,
+  now: number,
+  opts: { always?: boolean; deadline?: boolean } = {},
+): Promise<TickOutcome | undefined> {
+  const gates = ctx.gates!;
+  const opened = new Set(r.openedGates ?? []);
+  for (const name of names) {
+    if (!opts.always && !gates.applies(r, name)) continue;
+    const key = gates.keyOf(name, stageIndex);
+    if (opened.has(key)) continue;
+    const g = await gates.check(r, name, stageIndex);
+    if (g.open) {
+      opened.add(key);
+      c.event({ type: 'gate', reason: `${key} open: ${g.message}`, ...(g.by ? { by: g.by } : {}) });
+      continue;
+    }
+    const since = r.gate?.key === key ? r.gate.since : now;
+    const limit = r.spec.analysis.deadlines.gate;
+    if (opts.deadline !== false && now - since >= limit) {
+      c.transition('rolling-back', `gate ${key} still closed after ${formatDuration(limit)}: ${g.message}`, {
+        outcome: 'failed',
+        gate: undefined,
+        openedGates: undefined,
+      });
+      await save(ctx, r, c);
+      return { done: false, nextAt: now };
+    }
+    if (r.gate?.key !== key || r.gate.message !== g.message) {
+      c.event({ type: 'gate', reason: `waiting at ${key}: ${g.message}` });
+    }
+    // Hold at the current step: its progress stays, its guard checks go on.
+    c.r = {
+      ...c.r,
+      progress: { ...r.progress, lastGuardAt },
+      gate: { key, since, message: g.message },
+      openedGates: [...opened],
+    };
+    await save(ctx, r, c);
+    return { done: false, nextAt: now + r.spec.analysis.guardInterval };
+  }
+  c.r = { ...c.r, gate: undefined, openedGates: undefined };
+  return undefined;
 }
 
 function describeTraffic(r: Rollout): string {

@@ -45,6 +45,10 @@ export interface Rollout {
   /** Whether vane created the canary subset (so rollback removes it). */
   createdSubset: boolean;
   commands: Command[];
+  /** The gate the rollout is held at, and since when (its deadline counts from then). */
+  gate?: { key: string; since: number; message: string };
+  /** Gates already opened for the step about to be taken (each approval or answer counts once). */
+  openedGates?: string[];
   lastAnalysis?: AnalysisReport;
   /** Consecutive tick errors (outside calls failing); reset by a good tick. */
   errorCount: number;

@@ -211,3 +211,57 @@ export async function retryRollout({
   };
   return startRollout({ ctx, input: { ...input, metadata } });
 }
+
+const GATE_KEY = /^(confirm-rollout|confirm-promotion|confirm-traffic-increase(:\d{1,3})?)$/;
+
+/**
+ * Opens a gate of a rollout once: the gate it is waiting at, or the one named (confirm-rollout,
+ * confirm-promotion, confirm-traffic-increase for the next step, or confirm-traffic-increase:N).
+ * The approval is bound to this rollout and this gate; the engine uses it once.
+ */
+export async function approveGate({
+  ctx,
+  id,
+  gate,
+  by,
+  reason,
+}: {
+  ctx: DomainContext;
+  id: string;
+  gate?: string;
+  by?: string;
+  reason?: string;
+}): Promise<{ rollout: Rollout; gate: string }> {
+  if (!ctx.approvals) throw new RolloutError('CONFLICT', 'approvals are not available in this process');
+  const r = await ctx.store.get(id);
+  if (!r) throw new RolloutError('NOT_FOUND', `no rollout with id '${id}'`);
+  if (isTerminal(r.phase) || r.phase === 'rolling-back') {
+    throw new RolloutError('CONFLICT', `rollout ${id} is ${r.phase}; there is no gate left to approve`);
+  }
+  if (gate !== undefined && !GATE_KEY.test(gate)) {
+    throw new RolloutError(
+      'BAD_REQUEST',
+      `gate: '${gate}' is not a gate; use confirm-rollout, confirm-promotion, confirm-traffic-increase or confirm-traffic-increase:<step index>`,
+    );
+  }
+  let key = gate;
+  if (key === 'confirm-traffic-increase') key = `confirm-traffic-increase:${r.progress.stageIndex + 1}`;
+  key ??= r.gate?.key ?? (r.phase === 'awaiting-promotion' ? 'confirm-promotion' : undefined);
+  if (!key || key === 'pre-rollout') {
+    throw new RolloutError(
+      'CONFLICT',
+      `rollout ${id} is not waiting at a gate (it is ${r.phase}); name the gate to approve it ahead of time`,
+    );
+  }
+  await ctx.approvals.approve(id, key, by ?? 'anonymous', { ...(reason ? { reason } : {}), now: ctx.now() });
+  await ctx.store.appendEvents(id, [
+    {
+      time: ctx.now(),
+      type: 'gate',
+      reason: `approval of ${key} stored${by ? ` by ${by}` : ''}`,
+      ...(by ? { by } : {}),
+    },
+  ]);
+  await ctx.scheduler.wake(id);
+  return { rollout: r, gate: key };
+}

@@ -39,9 +39,17 @@ async function startWorker(i: number): Promise<void> {
   };
   delete env.PROMETHEUS_URL;
   const child = spawn('node', [VANE, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const port = env.PORT;
   child.stdout!.on('data', (d) => logs.push(`[w${i}] ${d}`));
   child.stderr!.on('data', (d) => logs.push(`[w${i}] ${d}`));
   workers[i] = child;
+  // running: it answers its health endpoint (its workers start right after the server listens)
+  await eventually(
+    async () =>
+      (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok ? true : undefined,
+    60_000,
+    100,
+  );
 }
 
 function kill(i: number): Promise<void> {
@@ -92,7 +100,8 @@ describe('crash safety', () => {
     let stop = false;
     const chaos = (async () => {
       while (!stop) {
-        await new Promise((r) => setTimeout(r, 4_000));
+        // a few seconds of work after the last restart was up, then the next kill
+        await new Promise((r) => setTimeout(r, 3_000));
         if (stop) break;
         const i = kills % 3;
         await kill(i);

@@ -209,6 +209,8 @@ describe('the rollout engine, on the kube simulator and a real Redis', () => {
     }
     await Promise.all(names.map((n) => atWeight(n, 20)));
     provider.down = true;
+    // a tick that queried just before may still finish its step
+    await new Promise((r) => setTimeout(r, 1_000));
     const downAt = Date.now();
     const weightsAtDown = names.map((n) => canaryWeightOf(vsOf(n)));
     await new Promise((r) => setTimeout(r, 4_000));

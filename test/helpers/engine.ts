@@ -2,6 +2,9 @@ import { clusterTargetFacts } from '../../src/domain.ts';
 import { createKubeClients, createKubeRouters } from '../../src/mesh/kube-router.ts';
 import { MetricError } from '../../src/metrics/errors.ts';
 import type { MetricProvider, QueryResult } from '../../src/metrics/types.ts';
+import { createGateKeeper } from '../../src/notify/gatekeeper.ts';
+import { GateStore } from '../../src/notify/gates.ts';
+import { NotifyQueue, notifyOnEvents, notifyProcessor } from '../../src/notify/queue.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { connectRedis } from '../../src/redis.ts';
 import { createRolloutAnalyzer } from '../../src/rollouts/analyzer.ts';
@@ -142,6 +145,8 @@ export async function startEngineHarness(opts: {
   concurrency?: number;
   /** Run no worker in this process (the test starts worker processes). Default false. */
   noWorker?: boolean;
+  /** Gates, approvals and notifications (webhooks and their queue) as in production. Default false. */
+  notify?: { secrets?: Record<string, string> };
 }): Promise<EngineHarness> {
   const sim = await startKubeSimulator({ log: () => {} });
   const kubeConfig = sim.kubeConfig();
@@ -159,13 +164,28 @@ export async function startEngineHarness(opts: {
         checkTimeoutMs: 2_000,
       }),
   });
+  const logger = createLogger({ level: 'silent' });
+  const processors = opts.noWorker ? [] : [tickProcessor(domain.ctx, opts.concurrency ?? 20)];
+  let notifyQueue: NotifyQueue | undefined;
+  if (opts.notify) {
+    const secrets = opts.notify.secrets ?? {};
+    const store = new GateStore(domain.redis, domain.prefix);
+    notifyQueue = new NotifyQueue(domain.redis, domain.prefix, { backoffMs: 100 });
+    domain.ctx.gates = createGateKeeper({ store, secrets: (n) => secrets[n] });
+    domain.ctx.approvals = store;
+    domain.ctx.onEvents = notifyOnEvents(notifyQueue, logger);
+    processors.push(
+      notifyProcessor({
+        store: domain.ctx.store,
+        recorder: domain.ctx.recorder,
+        logger,
+        secrets: (n) => secrets[n],
+        concurrency: 10,
+      }),
+    );
+  }
   const blocking = connectRedis(opts.redisUrl, { role: 'worker' });
-  const pool = startWorkers({
-    connection: blocking,
-    prefix: domain.prefix,
-    processors: opts.noWorker ? [] : [tickProcessor(domain.ctx, opts.concurrency ?? 20)],
-    logger: createLogger({ level: 'silent' }),
-  });
+  const pool = startWorkers({ connection: blocking, prefix: domain.prefix, processors, logger });
   return {
     sim,
     domain,
@@ -183,6 +203,7 @@ export async function startEngineHarness(opts: {
     },
     async close() {
       await pool.close();
+      await notifyQueue?.close();
       await blocking.quit();
       await domain.close();
       await sim.close();

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DomainContext } from '../../rollouts/context.ts';
 import { publicView } from '../../rollouts/model.ts';
-import { retryRollout, sendCommand } from '../../rollouts/verbs.ts';
+import { approveGate, retryRollout, sendCommand } from '../../rollouts/verbs.ts';
 import type { App } from '../app.ts';
 import { errorResponses } from '../errors.ts';
 import { CommandBodySchema, RolloutIdParam, RolloutSchema } from './schema.ts';
@@ -50,6 +50,36 @@ const retry = createRoute({
   },
 });
 
+const ApproveBodySchema = z
+  .object({
+    gate: z.string().max(100).optional().openapi({
+      description:
+        'confirm-rollout, confirm-promotion, confirm-traffic-increase (the next step) or confirm-traffic-increase:N; default: the gate the rollout waits at',
+    }),
+    by: z.string().max(200).optional().openapi({ description: 'Who approves (shown in the history)' }),
+    reason: z.string().max(1000).optional(),
+  })
+  .openapi('ApproveBody');
+
+const approve = createRoute({
+  method: 'post',
+  path: '/api/v1/rollouts/{id}/approve',
+  summary: 'Open a gate of this rollout once (bound to this rollout and this gate)',
+  request: {
+    params: RolloutIdParam,
+    body: { required: false, content: { 'application/json': { schema: ApproveBodySchema } } },
+  },
+  responses: {
+    202: {
+      description: 'Stored; the next tick uses it',
+      content: {
+        'application/json': { schema: z.object({ rollout: RolloutSchema, gate: z.string() }) },
+      },
+    },
+    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'NOT_FOUND', 'CONFLICT'),
+  },
+});
+
 export function registerRolloutCommands(app: App, ctx: DomainContext): void {
   for (const type of Object.keys(COMMANDS) as (keyof typeof COMMANDS)[]) {
     app.openapi(commandRoute(type), async (c) => {
@@ -64,6 +94,17 @@ export function registerRolloutCommands(app: App, ctx: DomainContext): void {
       return c.json({ rollout: publicView(rollout) }, 202);
     });
   }
+  app.openapi(approve, async (c) => {
+    const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
+    const { rollout, gate } = await approveGate({
+      ctx,
+      id: c.req.valid('param').id,
+      ...(body?.gate ? { gate: body.gate } : {}),
+      ...(body?.by ? { by: body.by } : {}),
+      ...(body?.reason ? { reason: body.reason } : {}),
+    });
+    return c.json({ rollout: publicView(rollout), gate }, 202);
+  });
   app.openapi(retry, async (c) => {
     const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
     const { rollout } = await retryRollout({
