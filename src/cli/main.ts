@@ -1,6 +1,8 @@
 #!/usr/bin/env node
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Config, ConfigError, loadConfig } from '../config.ts';
+import { loadKubeConfig } from '../domain.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { type ManagedProcess, startRedisServer } from '../sandbox/processes.ts';
 import { type Role, startService } from '../service.ts';
@@ -9,7 +11,8 @@ import { rolloutCommand } from './rollout.ts';
 const USAGE = `usage: vane <command>
 
 commands:
-  start            run vane for a newcomer: a private redis-server when REDIS_URL is unset, API and workers
+  start            run vane for a newcomer: a private redis-server when REDIS_URL is unset, the sandbox
+                   cluster when no cluster is configured, API and workers
   all              API and workers in one process (needs REDIS_URL unless started through 'start')
   analyze          check a rollout target before starting it ('vane analyze --help')
   api              the HTTP API only (needs REDIS_URL)
@@ -75,7 +78,29 @@ async function runServer(config: Config, role: Role, logger: Logger, privateRedi
     redisUrl = redis.url;
     logger.info({ url: redisUrl, dir }, 'started a private redis-server (set REDIS_URL to use your own)');
   }
-  const service = await startService({ ...config, redisUrl }, role, logger);
+  let kube: { close(): Promise<void> } | undefined;
+  let kubeconfig = config.kubeconfig;
+  if (privateRedis && !kubeconfig && !loadKubeConfig(config)) {
+    // No cluster: the local sandbox cluster, kept under the data folder across restarts.
+    const { startKubeSimulator } = await import('../sandbox/kube/index.ts');
+    mkdirSync(resolve(config.dataDir), { recursive: true });
+    const sim = await startKubeSimulator({
+      snapshotFile: resolve(join(config.dataDir, 'kube.json')),
+      log: (m) => logger.warn(m),
+    });
+    kubeconfig = resolve(join(config.dataDir, 'kubeconfig'));
+    writeFileSync(kubeconfig, sim.kubeconfigYaml({ namespace: 'default' }));
+    kube = sim;
+    logger.info(
+      { url: sim.url, kubeconfig },
+      'no cluster configured: started the sandbox cluster (kubectl --kubeconfig <that file> works against it; set KUBECONFIG to use a real cluster)',
+    );
+  }
+  const service = await startService(
+    { ...config, redisUrl, ...(kubeconfig ? { kubeconfig } : {}) },
+    role,
+    logger,
+  );
   return new Promise<number>((done) => {
     const stop = async (signal: string) => {
       const timer = setTimeout(() => {
@@ -85,6 +110,7 @@ async function runServer(config: Config, role: Role, logger: Logger, privateRedi
       timer.unref();
       await service.shutdown(signal);
       await redis?.stop();
+      await kube?.close();
       clearTimeout(timer);
       done(0);
     };

@@ -6,10 +6,11 @@ import { RolloutError } from './errors.ts';
 export const TemplateBodySchema = z.record(z.string(), z.unknown());
 export type TemplateBody = z.infer<typeof TemplateBodySchema>;
 
+/** A template's name: lower-case letters, digits and -, at most 100. */
+export const TEMPLATE_NAME = /^(?=.{1,100}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const TemplateNameSchema = z
   .string()
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'lower-case letters, digits and -')
-  .max(100);
+  .regex(TEMPLATE_NAME, 'lower-case letters, digits and -, at most 100');
 
 export interface Template {
   name: string;

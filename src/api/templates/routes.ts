@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DomainContext } from '../../rollouts/context.ts';
 import { RolloutError } from '../../rollouts/errors.ts';
-import { TemplateNameSchema } from '../../rollouts/templates.ts';
+import { TEMPLATE_NAME } from '../../rollouts/templates.ts';
 import type { App } from '../app.ts';
 import { errorResponses } from '../errors.ts';
 
@@ -14,10 +14,17 @@ const TemplateSchema = z
   })
   .openapi('Template');
 const NameParam = z.object({
-  name: TemplateNameSchema.openapi({ param: { name: 'name', in: 'path' }, example: 'reviews' }),
+  // built here, with the API's zod, so it carries OpenAPI metadata whatever the import order
+  name: z
+    .string()
+    .regex(TEMPLATE_NAME, 'lower-case letters, digits and -, at most 100')
+    .openapi({ param: { name: 'name', in: 'path' }, example: 'reviews' }),
 });
 const Body = z
-  .object({ name: TemplateNameSchema, spec: z.record(z.string(), z.unknown()) })
+  .object({
+    name: z.string().regex(TEMPLATE_NAME, 'lower-case letters, digits and -, at most 100'),
+    spec: z.record(z.string(), z.unknown()),
+  })
   .openapi('TemplateBody');
 const One = { 'application/json': { schema: z.object({ template: TemplateSchema }) } };
 
