@@ -88,7 +88,7 @@ describe('crash safety', () => {
           strategy: {
             type: 'canary',
             steps: [10, 20, 30, 40, 50],
-            stepInterval: ABORTED.has(i) ? '4s' : '1s',
+            stepInterval: ABORTED.has(i) ? '4s' : '2s',
           },
           analysis: { guardInterval: '250ms', minRequests: 0 },
         }),
@@ -101,7 +101,7 @@ describe('crash safety', () => {
     const chaos = (async () => {
       while (!stop) {
         // a few seconds of work after the last restart was up, then the next kill
-        await new Promise((r) => setTimeout(r, 3_000));
+        await new Promise((r) => setTimeout(r, 1_500));
         if (stop) break;
         const i = kills % 3;
         await kill(i);
