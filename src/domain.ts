@@ -5,6 +5,7 @@ import { createKubeClients, createKubeRouters, type KubeTrafficRouter } from './
 import { createPreflight } from './mesh/live-analyzer.ts';
 import { MeshError } from './mesh/types.ts';
 import { createPrometheusProvider, type PrometheusProvider } from './metrics/prometheus.ts';
+import type { MetricProvider, QueryResult } from './metrics/types.ts';
 import { createGateKeeper } from './notify/gatekeeper.ts';
 import { GateStore } from './notify/gates.ts';
 import { NotifyQueue, notifyOnEvents } from './notify/queue.ts';
@@ -54,6 +55,26 @@ export function clusterTargetFacts(router: (cluster?: string) => KubeTrafficRout
   };
 }
 
+/** The provider with every query counted in vane_prometheus_queries_total{result}. */
+function countedProvider(p: MetricProvider, recorder: Recorder): MetricProvider {
+  const count = async (run: () => Promise<QueryResult>): Promise<QueryResult> => {
+    try {
+      const r = await run();
+      const empty = (r.type === 'vector' || r.type === 'matrix') && r.series.length === 0;
+      recorder.prometheusQuery(empty ? 'no_data' : 'ok');
+      return r;
+    } catch (e) {
+      recorder.prometheusQuery('error');
+      throw e;
+    }
+  };
+  return {
+    query: (q, o) => count(() => p.query(q, o)),
+    queryRange: (q, o) => count(() => p.queryRange(q, o)),
+    isOnline: () => p.isOnline(),
+  };
+}
+
 /** Everything one process builds once: the domain context and the queues it owns. */
 export interface Domain {
   ctx: DomainContext;
@@ -81,7 +102,12 @@ export function buildDomain(opts: DomainOptions): Domain {
   const { config, redis, logger, recorder } = opts;
   const prefix = config.keyPrefix;
   const kubeConfig = opts.kubeConfig ?? loadKubeConfig(config);
-  const policy = { timeoutMs: opts.kubeTimeoutMs ?? 10_000, logger };
+  const policy = {
+    timeoutMs: opts.kubeTimeoutMs ?? 10_000,
+    logger,
+    onResult: (method: string, status: number | 'error') =>
+      recorder.kubeRequest(method.toLowerCase(), status),
+  };
 
   const routers = kubeConfig ? createKubeRouters({ ...policy, kubeConfig }) : undefined;
   const clients = kubeConfig ? createKubeClients({ ...policy, kubeConfig }) : undefined;
@@ -102,6 +128,7 @@ export function buildDomain(opts: DomainOptions): Domain {
   };
   const provider =
     'url' in prometheusInput ? createPrometheusProvider(prometheusInput as { url: string }) : undefined;
+  const counted = provider ? countedProvider(provider, recorder) : undefined;
 
   const facts = clusterTargetFacts(router);
 
@@ -120,7 +147,7 @@ export function buildDomain(opts: DomainOptions): Domain {
           preflight: createPreflight({ router, clients }),
         }
       : {}),
-    analyzer: createRolloutAnalyzer({ provider, facts }),
+    analyzer: createRolloutAnalyzer({ provider: counted, facts }),
     scheduler: ticks,
     recorder,
     logger,

@@ -11,6 +11,8 @@ export interface CallPolicy {
   /** First backoff, ms; it doubles per retry (jittered) up to 5 s. Default 200. */
   backoffMs?: number;
   logger?: Logger;
+  /** Told of every HTTP answer (method, status) and of every call with no answer (status 'error'), for metrics. */
+  onResult?: (method: string, status: number | 'error') => void;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -111,13 +113,22 @@ function observableOf<T>(value: T) {
 }
 
 /** Request options that abort the HTTP call after `timeoutMs` (client-node has no timeout of its own). */
-export function timeoutOptions(timeoutMs: number): ConfigurationOptions {
+export function timeoutOptions(
+  timeoutMs: number,
+  onResult?: (method: string, status: number) => void,
+): ConfigurationOptions {
+  let method = 'unknown';
   const mw = {
-    pre: (ctx: { setSignal(s: AbortSignal): void }) => {
+    pre: (ctx: { setSignal(s: AbortSignal): void; getHttpMethod?(): string }) => {
       ctx.setSignal(AbortSignal.timeout(timeoutMs));
+      method = ctx.getHttpMethod?.() ?? 'unknown';
       return observableOf(ctx);
     },
-    post: <R>(r: R) => observableOf(r),
+    post: <R>(r: R) => {
+      const status = (r as { httpStatusCode?: number }).httpStatusCode;
+      if (onResult && typeof status === 'number') onResult(method, status);
+      return observableOf(r);
+    },
   };
   return { middleware: [mw], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions;
 }
@@ -137,8 +148,9 @@ export async function callKube<T>(
   const base = policy.backoffMs ?? 200;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await fn(timeoutOptions(timeoutMs));
+      return await fn(timeoutOptions(timeoutMs, policy.onResult));
     } catch (e) {
+      if (statusOf(e) === undefined && isNetworkError(e)) policy.onResult?.('unknown', 'error');
       if (passThrough(statusOf(e))) throw e;
       // Neither an API answer nor a network failure: a bug, which a MeshError would hide.
       if (statusOf(e) === undefined && !isNetworkError(e)) throw e;

@@ -123,6 +123,13 @@ describe('the vane command', () => {
       const vs = JSON.parse(kubectl('get', 'vs', 'web', '-n', 'demo', '-o', 'json').stdout);
       expect(vs.spec.http[0].route).toEqual([{ destination: { host: 'web', subset: 'v2' }, weight: 100 }]);
 
+      // the service's own metrics saw the cluster calls and the transitions
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toMatch(/vane_kube_requests_total\{verb="get",code="200"\} [1-9]/);
+      expect(metrics).toMatch(/vane_kube_requests_total\{verb="(put|patch)",code="200"\} [1-9]/);
+      expect(metrics).toMatch(/vane_rollout_transitions_total\{from="promoting",to="succeeded"\} 1/);
+      expect(metrics).toMatch(/vane_rollouts\{phase="succeeded"\} 1/);
+
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
