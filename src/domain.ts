@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.ts';
 import { createKubeClients, createKubeRouters, type KubeTrafficRouter } from './mesh/kube-router.ts';
-import { createPreflight } from './mesh/live-analyzer.ts';
-import { MeshError } from './mesh/types.ts';
+import { analyzeLive, createPreflight } from './mesh/live-analyzer.ts';
+import { MeshError, type MeshTarget } from './mesh/types.ts';
 import { createPrometheusProvider, type PrometheusProvider } from './metrics/prometheus.ts';
 import type { MetricProvider, QueryResult } from './metrics/types.ts';
 import { createGateKeeper } from './notify/gatekeeper.ts';
@@ -145,6 +145,7 @@ export function buildDomain(opts: DomainOptions): Domain {
             readWorkload: (ns, kind, name, cluster) => clients.readWorkload(ns, kind, name, cluster),
           },
           preflight: createPreflight({ router, clients }),
+          analyzeTarget: (target: MeshTarget) => analyzeLive({ router, clients }, target),
         }
       : {}),
     analyzer: createRolloutAnalyzer({ provider: counted, facts }),

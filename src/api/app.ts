@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RolloutError } from '../rollouts/errors.ts';
+import { registerAnalyze } from './analyze.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
 import { ApiError, envelope } from './errors.ts';
 import { registerHealthz } from './health/healthz.ts';
@@ -86,6 +87,7 @@ export function newApp(deps: ApiDeps): App {
     registerRolloutEvents(app, deps.domain);
     registerRolloutCommands(app, deps.domain);
     registerTemplates(app, deps.domain);
+    registerAnalyze(app, deps.domain);
   }
 
   app.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'vane', version: '1' } });

@@ -72,6 +72,14 @@ export interface DomainContext {
   scheduler: TickScheduler;
   preflight?: Preflight;
   gates?: GateKeeper;
+  /** The preflight analyzer on live objects (findings with codes and fixes). */
+  analyzeTarget?: (
+    target: MeshTarget,
+  ) => Promise<{
+    errors: number;
+    warnings: number;
+    findings: { code: string; severity: string; message: string; fix: string }[];
+  }>;
   /** Approvals stored for a gate of a rollout, each used once by the engine. */
   approvals?: {
     approve(

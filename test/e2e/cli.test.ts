@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { freePort } from '../../src/sandbox/processes.ts';
 import { eventually } from '../helpers/services.ts';
 
@@ -90,6 +91,20 @@ describe('the vane command', () => {
         );
       const applied = kubectl('apply', '-f', '-');
       expect(applied.status, applied.stderr).toBe(0);
+
+      // Preflight through the API: the target is fine; a missing VirtualService is a finding with its code.
+      const analyze = async (spec: unknown) =>
+        (await fetch(`http://127.0.0.1:${port}/api/v1/analyze`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(spec),
+        }).then((r) => r.json())) as { errors: number; findings: { code: string }[] };
+      expect((await analyze(parseYaml(SPEC))).errors).toBe(0);
+      const missing = parseYaml(SPEC);
+      missing.target.virtualService = 'nope';
+      const bad = await analyze(missing);
+      expect(bad.errors).toBeGreaterThan(0);
+      expect(bad.findings.map((f) => f.code)).toContain('VANE0101');
 
       // A rollout from a YAML file through the CLI and the API, waited for to the end.
       const specFile = join(dataDir, 'rollout.yaml');
