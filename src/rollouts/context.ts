@@ -73,9 +73,7 @@ export interface DomainContext {
   preflight?: Preflight;
   gates?: GateKeeper;
   /** The preflight analyzer on live objects (findings with codes and fixes). */
-  analyzeTarget?: (
-    target: MeshTarget,
-  ) => Promise<{
+  analyzeTarget?: (target: MeshTarget) => Promise<{
     errors: number;
     warnings: number;
     findings: { code: string; severity: string; message: string; fix: string }[];
