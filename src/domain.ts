@@ -12,15 +12,12 @@ import { NotifyQueue, notifyOnEvents } from './notify/queue.ts';
 import type { Logger } from './observability/logger.ts';
 import type { Recorder } from './observability/recorder.ts';
 import type { Redis } from './redis.ts';
-import { createRolloutAnalyzer, type TargetFactsReader, validateMetricChecks } from './rollouts/analyzer.ts';
+import { createRolloutAnalyzer, type TargetFactsReader } from './rollouts/analyzer.ts';
 import type { DomainContext } from './rollouts/context.ts';
 import type { RolloutSpec } from './rollouts/spec.ts';
 import { RolloutStore } from './rollouts/store.ts';
 import { TemplateStore } from './rollouts/templates.ts';
-import { registerSpecValidator } from './rollouts/verbs.ts';
 import { TickQueue } from './workers/ticks.ts';
-
-registerSpecValidator(validateMetricChecks);
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 

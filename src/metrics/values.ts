@@ -25,6 +25,26 @@ function checkFinite(value: number, query: string): number {
   return value;
 }
 
+/** The only series of a result; no series and several series are each their own error. */
+function onlySeries<S extends { labels: Record<string, string> }>(series: S[], query: string): S {
+  if (series.length === 0) {
+    throw new MetricError(
+      'no-data',
+      `no data: the query returned no series — check the labels (query: ${query})`,
+      { query },
+    );
+  }
+  if (series.length > 1) {
+    const shown = series.slice(0, 3).map((s) => labelSet(s.labels));
+    throw new MetricError(
+      'multiple-series',
+      `the query returned ${series.length} series where one was expected (${shown.join(', ')}${series.length > 3 ? ', ...' : ''}) — aggregate with sum() or narrow the labels (query: ${query})`,
+      { query },
+    );
+  }
+  return series[0]!;
+}
+
 /**
  * The one number an instant query should give. Each way of not having one is its own error code;
  * nothing is turned into 0.
@@ -36,22 +56,7 @@ export function singleValue(result: QueryResult, query: string): number {
       query,
     });
   }
-  if (result.series.length === 0) {
-    throw new MetricError(
-      'no-data',
-      `no data: the query returned no series — check the labels (query: ${query})`,
-      { query },
-    );
-  }
-  if (result.series.length > 1) {
-    const shown = result.series.slice(0, 3).map((s) => labelSet(s.labels));
-    throw new MetricError(
-      'multiple-series',
-      `the query returned ${result.series.length} series where one was expected (${shown.join(', ')}${result.series.length > 3 ? ', ...' : ''}) — aggregate with sum() or narrow the labels (query: ${query})`,
-      { query },
-    );
-  }
-  return checkFinite(result.series[0]!.value, query);
+  return checkFinite(onlySeries(result.series, query).value, query);
 }
 
 /**
@@ -68,19 +73,7 @@ export function singleSeries(result: QueryResult, query: string): number[] {
       },
     );
   }
-  if (result.series.length === 0) {
-    throw new MetricError(
-      'no-data',
-      `no data: the query returned no series — check the labels (query: ${query})`,
-      { query },
-    );
-  }
-  if (result.series.length > 1) {
-    throw new MetricError(
-      'multiple-series',
-      `the query returned ${result.series.length} series where one was expected — aggregate with sum() or narrow the labels (query: ${query})`,
-      { query },
-    );
-  }
-  return result.series[0]!.values.map(([, v]) => v).filter((v) => Number.isFinite(v));
+  return onlySeries(result.series, query)
+    .values.map(([, v]) => v)
+    .filter((v) => Number.isFinite(v));
 }

@@ -200,15 +200,7 @@ export class RolloutStore {
     if (q.phase) {
       ids = await this.redis.smembers(this.phaseKey(q.phase));
     } else if (q.active) {
-      const phases: Phase[] = [
-        'pending',
-        'initializing',
-        'progressing',
-        'paused',
-        'awaiting-promotion',
-        'promoting',
-        'rolling-back',
-      ];
+      const phases = PHASES.filter((p) => !isTerminal(p));
       ids = (await Promise.all(phases.map((p) => this.redis.smembers(this.phaseKey(p))))).flat();
     } else {
       const index = q.namespace ? this.key('idx', 'ns', q.namespace) : this.key('idx', 'all');

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { initialProgress } from '../strategies/index.ts';
+import { validateMetricChecks } from './analyzer.ts';
 import type { DomainContext } from './context.ts';
 import { RolloutError } from './errors.ts';
 import type { CommandType, Rollout, RolloutEvent } from './model.ts';
@@ -7,15 +8,6 @@ import { isTerminal, type Phase } from './phases.ts';
 import { describeZodError, type RolloutSpec, RolloutSpecSchema } from './spec.ts';
 import type { ListQuery } from './store.ts';
 import { mergeUnder } from './templates.ts';
-
-/** Extra validation of a parsed spec that needs more than its schema (e.g. metric templates and variables). */
-export type SpecValidator = (spec: RolloutSpec) => { path: string; message: string }[];
-
-let extraValidators: SpecValidator[] = [];
-/** Registers a validator run on every new spec (the metric checks register theirs). */
-export function registerSpecValidator(v: SpecValidator): void {
-  extraValidators = [...extraValidators, v];
-}
 
 function newId(): string {
   // Job ids must not contain ':'; a UUID's hex is fine and unguessable.
@@ -47,7 +39,7 @@ export async function resolveSpec(
   }
   const parsed = RolloutSpecSchema.safeParse(raw);
   const issues = parsed.success
-    ? [...extraValidators, ...(ctx.validateSpec ? [ctx.validateSpec] : [])].flatMap((v) => v(parsed.data))
+    ? [...validateMetricChecks(parsed.data), ...(ctx.validateSpec?.(parsed.data) ?? [])]
     : describeZodError(parsed.error);
   if (!parsed.success || issues.length > 0) {
     const first = issues[0]!;
