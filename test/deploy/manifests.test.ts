@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: rendered manifests are arbitrary YAML; the tests check their shape.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config.ts';
 import { TICK_LEASE_MS } from '../../src/rollouts/engine.ts';
 import { RESOURCE_TYPES } from '../../src/sandbox/kube/resources.ts';
 import { startTestKube, type TestKube } from '../helpers/kube.ts';
-import { find, kustomize } from './render.ts';
+import { find, kustomize, ROOT } from './render.ts';
 
 const base = kustomize('deploy/base');
 const overlay = kustomize('deploy/overlays/with-redis');
@@ -222,5 +222,43 @@ describe('kubectl apply --dry-run=server against the kube simulator', () => {
     const wrong = await kube.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: stringify(role) });
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/rules\[0\]\.verbs|verbs/);
+  });
+});
+
+describe('deploy/Dockerfile (not built by the tests: no Docker engine runs here)', () => {
+  const dockerfile = readFileSync(join(ROOT, 'deploy', 'Dockerfile'), 'utf8');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+
+  it('installs production dependencies only, and everything vane imports at run time is one', () => {
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    expect(pkg.dependencies.tsx).toBeDefined();
+    expect(readFileSync(join(ROOT, 'bin', 'vane.mjs'), 'utf8')).toMatch(/from 'tsx\/esm\/api'/);
+    const missing = new Set<string>();
+    const files = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')) // tests beside the sources stay out of the image (Dockerfile.dockerignore)
+      .map((f) => join(ROOT, 'src', f));
+    for (const file of files)
+      for (const m of readFileSync(file, 'utf8').matchAll(
+        /^import (?!type )[^;]*?from '([^'.][^']*)'|import\('([^'.][^']*)'\)/gm,
+      )) {
+        const spec = m[1] ?? m[2]!;
+        if (spec.startsWith('node:')) continue;
+        const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
+        if (!pkg.dependencies[name]) missing.add(`${name} (${file.slice(ROOT.length + 1)})`);
+      }
+    expect([...missing]).toEqual([]);
+  });
+
+  it('copies what exists, runs as the user the Deployments expect, with vane as the entrypoint', () => {
+    for (const m of dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm))
+      for (const src of m[1]!.split(/\s+/)) expect(existsSync(join(ROOT, src)), src).toBe(true);
+    const user = /^USER (\d+):(\d+)$/m.exec(dockerfile);
+    expect(user).not.toBeNull();
+    for (const d of deployments(base.objects)) {
+      expect(d.spec.template.spec.securityContext.runAsUser).toBe(Number(user![1]));
+      expect(containerOf(d).command).toBeUndefined();
+    }
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["vane"\]$/m);
+    expect(dockerfile).toMatch(/ln -s \/app\/bin\/vane\.mjs \/usr\/local\/bin\/vane/);
   });
 });
