@@ -242,7 +242,11 @@ export class ObjectApi {
     if (pre?.resourceVersion && pre.resourceVersion !== old.metadata.resourceVersion)
       throw conflict(x.t, x.name!);
     if (pre?.uid && pre.uid !== old.metadata.uid) throw conflict(x.t, x.name!);
-    if (opts.dryRun) return present(x.t, x.version, old);
+    // kubectl delete --dry-run=server says it in the DeleteOptions body, not the query.
+    const dry = isObject(body) ? body.dryRun : undefined;
+    if (dry !== undefined && (!Array.isArray(dry) || dry.some((v) => v !== 'All')))
+      throw badRequest(`dryRun: Unsupported value: ${JSON.stringify(dry)}: supported values: "All"`);
+    if (opts.dryRun || dry?.length) return present(x.t, x.version, old);
     const deleted = this.store.delete(x.t, x.namespace, x.name!);
     // Deleting a namespace deletes what is in it (at once; a real cluster finalizes in the background).
     if (x.t === NAMESPACE_TYPE)

@@ -230,14 +230,15 @@ export function createHandler(deps: ServerDeps) {
       }
       case 'delete': {
         const raw = await readBody(req);
+        const body = raw.trim() ? parseJson(raw) : undefined;
         if (!x.name) {
           // deletecollection: every object the list selectors pick, answered as the list of what was deleted.
           const list = api.list(x, q);
           for (const o of list.items)
-            api.delete({ ...x, namespace: o.metadata.namespace, name: o.metadata.name }, undefined, opts);
+            api.delete({ ...x, namespace: o.metadata.namespace, name: o.metadata.name }, body, opts);
           return sendJson(res, 200, list);
         }
-        const out = api.delete(x, raw.trim() ? parseJson(raw) : undefined, opts);
+        const out = api.delete(x, body, opts);
         // The API server answers a completed delete of a built-in type with a Success Status, and of a custom resource with the object.
         if (x.t.builtIn)
           return sendJson(res, 200, {
