@@ -1,4 +1,5 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: rendered manifests are arbitrary YAML; the tests check their shape.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,9 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config.ts';
 import { TICK_LEASE_MS } from '../../src/rollouts/engine.ts';
 import { RESOURCE_TYPES } from '../../src/sandbox/kube/resources.ts';
+import { freePort } from '../../src/sandbox/processes.ts';
 import { startTestKube, type TestKube } from '../helpers/kube.ts';
+import { eventually } from '../helpers/services.ts';
 import { find, kustomize, ROOT } from './render.ts';
 
 const base = kustomize('deploy/base');
@@ -163,6 +166,37 @@ describe('deploy/overlays/with-redis', () => {
       expect(envOf(d).REDIS_URL).toEqual({ name: 'REDIS_URL', value: 'redis://vane-redis:6379' });
     // Everything else of the base is there unchanged.
     expect(overlay.objects.length).toBe(base.objects.length + 3);
+  });
+});
+
+describe('the Redis arguments of the overlay', () => {
+  it('are accepted by a real redis-server, which then reports AOF on and noeviction', async () => {
+    const sts = find(overlay.objects, 'StatefulSet', 'vane-redis');
+    const dir = mkdtempSync(join(tmpdir(), 'vane-redis-args-'));
+    const port = await freePort();
+    const child = spawn(
+      'redis-server',
+      [...containerOf(sts).args, '--port', String(port), '--dir', dir, '--save', ''],
+      {
+        stdio: 'ignore',
+      },
+    );
+    try {
+      const cli = (...args: string[]) =>
+        spawnSync('redis-cli', ['-p', String(port), ...args], {
+          encoding: 'utf8',
+          timeout: 5_000,
+        }).stdout.trim();
+      await eventually(async () => (cli('ping') === 'PONG' ? true : undefined), 10_000);
+      expect(cli('config', 'get', 'appendonly').split('\n')).toEqual(['appendonly', 'yes']);
+      expect(cli('config', 'get', 'maxmemory-policy').split('\n')).toEqual([
+        'maxmemory-policy',
+        'noeviction',
+      ]);
+      expect(Number(cli('config', 'get', 'maxmemory').split('\n')[1])).toBeGreaterThan(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
 
