@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: Kubernetes objects are arbitrary JSON whose shape is checked by schemas at run time, not by types.
 import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
+import { checkBuiltIn } from './builtin-schema.ts';
 import { deepEqual, jsonPatch, mergePatch, strategicMergePatch } from './patch.ts';
 import { apiVersionOf, RESOURCE_TYPES, type ResourceType } from './resources.ts';
 import { fieldSelector, labelSelector } from './selectors.ts';
@@ -45,6 +46,7 @@ export interface Target {
 export interface WriteOptions {
   /** fieldValidation=Strict: unknown fields are an error instead of being dropped. */
   strict?: boolean;
+  /** dryRun=All: validated and answered as if written, but nothing is stored, logged or watched. */
   dryRun?: boolean;
 }
 
@@ -222,7 +224,7 @@ export class ObjectApi {
         opts,
         false,
       );
-      this.log({ verb: 'patch', patchType: PATCH_TYPES.apply }, x, created);
+      if (!opts.dryRun) this.log({ verb: 'patch', patchType: PATCH_TYPES.apply }, x, created);
       return created;
     }
     const next = mergePatch(present(x.t, x.version, old), applied);
@@ -233,13 +235,18 @@ export class ObjectApi {
     });
   }
 
-  delete(x: Target, body: unknown): any {
+  delete(x: Target, body: unknown, opts: WriteOptions = {}): any {
     const old = this.store.get(x.t, x.namespace, x.name!);
     if (!old) throw notFound(x.t, x.name!);
     const pre = isObject(body) ? body.preconditions : undefined;
     if (pre?.resourceVersion && pre.resourceVersion !== old.metadata.resourceVersion)
       throw conflict(x.t, x.name!);
     if (pre?.uid && pre.uid !== old.metadata.uid) throw conflict(x.t, x.name!);
+    // kubectl delete --dry-run=server says it in the DeleteOptions body, not the query.
+    const dry = isObject(body) ? body.dryRun : undefined;
+    if (dry !== undefined && (!Array.isArray(dry) || dry.some((v) => v !== 'All')))
+      throw badRequest(`dryRun: Unsupported value: ${JSON.stringify(dry)}: supported values: "All"`);
+    if (opts.dryRun || dry?.length) return present(x.t, x.version, old);
     const deleted = this.store.delete(x.t, x.namespace, x.name!);
     // Deleting a namespace deletes what is in it (at once; a real cluster finalizes in the background).
     if (x.t === NAMESPACE_TYPE)
@@ -307,8 +314,12 @@ export class ObjectApi {
       obj,
       old ? present(x.t, x.version, old) : undefined,
     );
+    const builtIn = checkBuiltIn(x.t, obj);
+    causes.push(...builtIn.causes);
     if (causes.length) throw invalid(x.t, name, causes);
     const unknown = this.validator.unknownFields(x.t, x.version, obj);
+    // Built-in objects keep undeclared fields unless the client asked for strict validation.
+    if (opts.strict) unknown.push(...builtIn.unknown);
     if (unknown.length && opts.strict)
       throw badRequest(`strict decoding error: ${unknown.map((f) => `unknown field "${f}"`).join(', ')}`);
     for (const f of unknown) removeField(obj, f);

@@ -7,14 +7,16 @@ import { ObjectApi, type WriteLogEntry } from './api.ts';
 import type { AllowRule } from './auth.ts';
 import { type FaultRule, Faults } from './faults.ts';
 import { OpenApi } from './openapi.ts';
+import { Rbac, type RbacOptions, type RbacUsage } from './rbac.ts';
 import { RESOURCE_TYPES, splitApiVersion, typeByKind } from './resources.ts';
 import { createHandler } from './server.ts';
 import { loadSnapshot, persistSnapshots } from './snapshot.ts';
 import { ObjectStore } from './store.ts';
 import { preloadModels, Validator } from './validation.ts';
 
+export { grantName } from './rbac.ts';
 export { KubeError } from './status.ts';
-export type { FaultRule, WriteLogEntry };
+export type { FaultRule, RbacOptions, RbacUsage, WriteLogEntry };
 
 export interface KubeSimulatorOptions {
   /** Port to listen on. Default: a free port. */
@@ -29,6 +31,8 @@ export interface KubeSimulatorOptions {
   token?: string;
   /** RBAC-like allow list; 403 otherwise. Default: everything allowed. */
   allow?: AllowRule[];
+  /** Kubernetes RBAC from roles and bindings in YAML (e.g. a rendered ClusterRole) and the users of tokens; replaces `token` and `allow`. Default: none. */
+  rbac?: RbacOptions;
   /** Faults injected from the start. Default: none. */
   faults?: FaultRule[];
   /** Where start-up notes (like CEL rules that cannot be evaluated) go. Default: console.warn. */
@@ -43,6 +47,8 @@ export interface KubeSimulator {
   /** A @kubernetes/client-node KubeConfig (skipTLSVerify: true). */
   kubeConfig(opts?: { token?: string }): KubeConfig;
   writeLog(): WriteLogEntry[];
+  /** With `rbac`: the grants of the tokens' users with the requests each allowed, and the requests refused. */
+  rbacUsage(): RbacUsage | undefined;
   clearWriteLog(): void;
   setFaults(rules: FaultRule[]): void;
   clearFaults(): void;
@@ -80,6 +86,7 @@ export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promi
   const store = new ObjectStore();
   const api = new ObjectApi(store, validator);
   const faults = new Faults();
+  const rbac = opts.rbac ? new Rbac(opts.rbac) : undefined;
   if (opts.faults) faults.set(opts.faults);
 
   const nsType = RESOURCE_TYPES.find((t) => t.kind === 'Namespace')!;
@@ -98,6 +105,7 @@ export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promi
     openapi,
     faults,
     auth: { token: opts.token, allow: opts.allow },
+    ...(rbac ? { rbac } : {}),
     address: () => url.replace(/^http:\/\//, ''),
     watches,
   });
@@ -145,6 +153,7 @@ export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promi
       return kc;
     },
     writeLog: () => structuredClone(api.writes),
+    rbacUsage: () => rbac?.usage(),
     clearWriteLog: () => void api.writes.splice(0),
     setFaults: (rules) => faults.set(rules),
     clearFaults: () => faults.clear(),

@@ -80,6 +80,18 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   istio('networking.istio.io', ISTIO_NETWORKING, 'ServiceEntry', 'serviceentries', ['se']),
   istio('security.istio.io', ISTIO_SECURITY, 'PeerAuthentication', 'peerauthentications', ['pa']),
   istio('security.istio.io', ISTIO_SECURITY, 'AuthorizationPolicy', 'authorizationpolicies', ['ap']),
+  // What vane's own manifests (deploy/) hold, so `kubectl apply --dry-run=server` can check them.
+  builtIn('', 'v1', 'ServiceAccount', 'serviceaccounts', ['sa']),
+  builtIn('', 'v1', 'ConfigMap', 'configmaps', ['cm']),
+  builtIn('', 'v1', 'Secret', 'secrets', []),
+  builtIn('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', ['pvc'], true, true),
+  builtIn('apps', 'v1', 'StatefulSet', 'statefulsets', ['sts'], true, true),
+  builtIn('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', ['pdb'], true, true),
+  builtIn('networking.k8s.io', 'v1', 'NetworkPolicy', 'networkpolicies', ['netpol']),
+  builtIn('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', [], false),
+  builtIn('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', [], false),
+  builtIn('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', []),
+  builtIn('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', []),
 ];
 
 /** Every served group with its versions, the preferred (storage) version first. */

@@ -5,6 +5,7 @@ import { type AuthOptions, authenticate, authorize } from './auth.ts';
 import { apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.ts';
 import { type Faults, parseFaultRules } from './faults.ts';
 import type { OpenApi } from './openapi.ts';
+import type { Rbac } from './rbac.ts';
 import { typeByPlural } from './resources.ts';
 import { KubeError } from './status.ts';
 import { toTable, wantsTable } from './table.ts';
@@ -17,6 +18,8 @@ export interface ServerDeps {
   openapi: OpenApi;
   faults: Faults;
   auth: AuthOptions;
+  /** RBAC from roles and bindings; replaces `auth` when set. */
+  rbac?: Rbac;
   address: () => string;
   /** Streams to end when the simulator closes. */
   watches: Set<() => void>;
@@ -141,7 +144,8 @@ export function createHandler(deps: ServerDeps) {
       res.end('ok');
       return;
     }
-    authenticate(auth, req.headers);
+    if (!deps.rbac) authenticate(auth, req.headers);
+    const user = deps.rbac?.authenticate(req.headers) ?? '';
     if (path.startsWith('/_sandbox/')) return handleAdmin(req, res, path);
 
     if (method === 'GET') {
@@ -163,14 +167,23 @@ export function createHandler(deps: ServerDeps) {
     const x = resolveTarget(path.split('/').filter(Boolean));
     if (!x) throw new KubeError(404, 'NotFound', 'the server could not find the requested resource', {});
     const verb = verbOf(method, x, q);
-    authorize(auth, verb, x.t, x.namespace, x.name);
+    if (deps.rbac) deps.rbac.authorize(user, verb, x.t, x.namespace, x.name, x.subresource);
+    else authorize(auth, verb, x.t, x.namespace, x.name);
     const fault = await faults.apply(verb, x.t, x.name);
     if (fault) {
       // Drain the body so the connection stays usable for the client's retry.
       if (method !== 'GET') await readBody(req).catch(() => '');
       throw fault;
     }
-    const opts = { strict: q.get('fieldValidation') === 'Strict', dryRun: q.has('dryRun') };
+    const dryRun = q.getAll('dryRun');
+    const unsupported = dryRun.find((v) => v !== 'All');
+    if (unsupported !== undefined)
+      throw new KubeError(
+        400,
+        'BadRequest',
+        `dryRun: Unsupported value: ${JSON.stringify(unsupported)}: supported values: "All"`,
+      );
+    const opts = { strict: q.get('fieldValidation') === 'Strict', dryRun: dryRun.length > 0 };
     switch (verb) {
       case 'get': {
         const obj = api.get(x);
@@ -217,14 +230,15 @@ export function createHandler(deps: ServerDeps) {
       }
       case 'delete': {
         const raw = await readBody(req);
+        const body = raw.trim() ? parseJson(raw) : undefined;
         if (!x.name) {
           // deletecollection: every object the list selectors pick, answered as the list of what was deleted.
           const list = api.list(x, q);
           for (const o of list.items)
-            api.delete({ ...x, namespace: o.metadata.namespace, name: o.metadata.name }, undefined);
+            api.delete({ ...x, namespace: o.metadata.namespace, name: o.metadata.name }, body, opts);
           return sendJson(res, 200, list);
         }
-        const out = api.delete(x, raw.trim() ? parseJson(raw) : undefined);
+        const out = api.delete(x, body, opts);
         // The API server answers a completed delete of a built-in type with a Success Status, and of a custom resource with the object.
         if (x.t.builtIn)
           return sendJson(res, 200, {
