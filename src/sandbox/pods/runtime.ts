@@ -1,0 +1,76 @@
+import type { ObjectApi } from '../kube/api.ts';
+import { clusterOf } from './cluster.ts';
+import { reconcileWorkloads } from './controller.ts';
+import { Kubelet, type RunningPod } from './kubelet.ts';
+
+export interface PodRuntimeOptions {
+  /** At most this many demo apps run at once; further Pods stay Pending (Unschedulable). Default 100. */
+  maxPods?: number;
+}
+
+export interface PodRuntime {
+  /** The demo apps running now (a Pod whose app is starting has no port yet). */
+  running(): RunningPod[];
+  /** Stops every demo app and stops reconciling. */
+  close(): Promise<void>;
+}
+
+const KINDS = new Set(['Deployment', 'ReplicaSet', 'Pod', 'Namespace']);
+const DEFAULT_MAX_PODS = 100;
+/** A pass that keeps writing this many times in a row is a bug, not a cluster converging. */
+const MAX_BUSY_PASSES = 1_000;
+
+/**
+ * The simulator's controllers and node: a reconcile pass (Deployments → ReplicaSets → Pods →
+ * demo apps, and their status) runs after every change to the store, so kubectl sees a cluster
+ * that acts on what it applies.
+ */
+export function startPodRuntime(
+  api: ObjectApi,
+  opts: PodRuntimeOptions & { log?: (m: string) => void } = {},
+): PodRuntime {
+  const maxPods = opts.maxPods ?? DEFAULT_MAX_PODS;
+  if (!Number.isInteger(maxPods) || maxPods < 1 || maxPods > 10_000)
+    throw new Error(`pods.maxPods must be an integer from 1 to 10000, not ${maxPods}`);
+  const log = opts.log ?? ((m: string) => console.warn(m));
+  const cluster = clusterOf(api);
+  let scheduled: NodeJS.Immediate | undefined;
+  let closed = false;
+  let busy = 0;
+  const schedule = () => {
+    if (!closed && !scheduled) scheduled = setImmediate(pass);
+  };
+  const kubelet = new Kubelet(cluster, schedule, maxPods, log);
+  function pass() {
+    scheduled = undefined;
+    if (closed) return;
+    const before = api.store.resourceVersion;
+    try {
+      reconcileWorkloads(cluster);
+      kubelet.sync();
+    } catch (e) {
+      log(`pod runtime: reconcile failed: ${(e as Error).stack ?? e}`);
+    }
+    busy = api.store.resourceVersion === before ? 0 : busy + 1;
+    if (busy >= MAX_BUSY_PASSES) {
+      log(`pod runtime: ${busy} reconcile passes in a row changed objects; stopping (a controller bug)`);
+      closed = true;
+    }
+  }
+  // Every watch event of the store triggers a pass; the pass's own writes trigger the next one,
+  // until nothing changes.
+  const unsubscribe = api.store.subscribe((e) => {
+    if (KINDS.has(e.resourceType.kind)) schedule();
+  });
+  schedule();
+  return {
+    running: () => kubelet.running(),
+    async close() {
+      closed = true;
+      unsubscribe();
+      if (scheduled) clearImmediate(scheduled);
+      scheduled = undefined;
+      await kubelet.close();
+    },
+  };
+}
