@@ -80,9 +80,28 @@ function collectGarbage(cluster: Cluster): void {
     }
 }
 
+/** Annotations that steer the demo app; on the Deployment itself they override the template's. */
+const SANDBOX_ANNOTATION = /^sandbox\.vane\.dev\//;
+
+/**
+ * The pod template the Deployment's pods run: its template, with the Deployment's own
+ * `sandbox.vane.dev/*` annotations laid over the template's, so `kubectl annotate deployment`
+ * rolls the pods like a template change does.
+ */
+export function effectiveTemplate(d: any): any {
+  const template = structuredClone(d.spec?.template ?? {});
+  const own = Object.entries(d.metadata.annotations ?? {}).filter(([k]) => SANDBOX_ANNOTATION.test(k));
+  if (own.length)
+    template.metadata = {
+      ...template.metadata,
+      annotations: { ...template.metadata?.annotations, ...Object.fromEntries(own) },
+    };
+  return template;
+}
+
 function reconcileDeployment(cluster: Cluster, d: any): void {
   const ns = d.metadata.namespace;
-  const template = d.spec?.template ?? {};
+  const template = effectiveTemplate(d);
   const hash = podTemplateHash(template);
   const desired = replicasOf(d);
   const owned = cluster.list('ReplicaSet', ns).filter((rs) => ownedBy(rs, d));
@@ -198,7 +217,7 @@ function createPod(cluster: Cluster, rs: any): any {
 function deploymentStatus(cluster: Cluster, d: any): void {
   const ns = d.metadata.namespace;
   const desired = replicasOf(d);
-  const hash = podTemplateHash(d.spec?.template ?? {});
+  const hash = podTemplateHash(effectiveTemplate(d));
   const rsets = cluster.list('ReplicaSet', ns).filter((rs) => ownedBy(rs, d));
   const current = rsets.find((rs) => rs.metadata.labels?.[HASH_LABEL] === hash);
   const pods = cluster.list('Pod', ns).filter((p) => rsets.some((rs) => ownedBy(p, rs)));
