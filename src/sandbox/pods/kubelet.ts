@@ -160,8 +160,10 @@ export class Kubelet {
   private start(pod: any, config: DemoConfig): Proc {
     const worker = new Worker(DEMO_APP, {
       workerData: config,
+      // Plain JavaScript: without this the worker inherits the TypeScript loader (tsx, vitest) and boots 3× slower.
+      execArgv: [],
       // A demo app needs little heap; small limits keep many pods cheap.
-      resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 },
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
     });
     worker.unref();
     const proc: Proc = {
