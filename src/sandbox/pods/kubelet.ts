@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: Kubernetes objects are arbitrary JSON whose shape is checked by schemas at run time, not by types.
 import { Worker } from 'node:worker_threads';
 import type { Cluster } from './cluster.ts';
+import { isPodReady } from './controller.ts';
 
 /** Set by the runtime on a running Pod: the demo app listens on 127.0.0.1 at this port. */
 export const PORT_ANNOTATION = 'sandbox.vane.dev/port';
@@ -137,6 +138,10 @@ export class Kubelet {
           continue;
         }
         proc = this.start(pod, config);
+        // A Pod that ran before (a restored snapshot) is not Ready again until its new app listens.
+        if (isPodReady(pod) || pod.metadata.annotations?.[PORT_ANNOTATION] !== undefined)
+          this.writeWaiting(pod, 'ContainerCreating', 'the demo app is starting');
+        continue;
       }
       const key = JSON.stringify(config);
       if (key !== proc.config) {
