@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
 import { startKubeSimulator } from '../src/sandbox/kube/index.ts';
-import { endpointsOf } from '../src/sandbox/pods/endpoints.ts';
+import { endpointsOf } from '../src/sandbox/pods/index.ts';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

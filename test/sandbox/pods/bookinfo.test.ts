@@ -1,6 +1,6 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read Kubernetes objects as untyped JSON.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endpointsOf } from '../../../src/sandbox/pods/endpoints.ts';
+import { endpointsOf } from '../../../src/sandbox/pods/index.ts';
 import { startTestKube, type TestKube } from '../../helpers/kube.ts';
 import { eventually } from '../../helpers/services.ts';
 

@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKubeClients } from '../../../src/mesh/kube-router.ts';
-import { endpointsOf } from '../../../src/sandbox/pods/endpoints.ts';
+import { endpointsOf } from '../../../src/sandbox/pods/index.ts';
 import { startTestKube, type TestKube } from '../../helpers/kube.ts';
 import { eventually } from '../../helpers/services.ts';
 
@@ -328,6 +328,47 @@ spec:
     expect(k.sim.pods!.running().some((r) => r.name === pod.metadata.name)).toBe(false);
   });
 
+  it('a deleted pod is replaced by its ReplicaSet; a bare Pod runs too', async () => {
+    const [old] = readyPods(k, 'slow', 1)!;
+    expect((await k.kubectl(['delete', 'pod', old.metadata.name])).code).toBe(0);
+    const [fresh] = await eventually(async () => {
+      const pods = readyPods(k, 'slow', 1);
+      return pods && pods[0].metadata.name !== old.metadata.name ? pods : undefined;
+    });
+    expect(fresh.metadata.labels['pod-template-hash']).toBe(old.metadata.labels['pod-template-hash']);
+    await eventually(async () => ((await refused(portOf(old))) ? true : undefined), 5_000);
+
+    await apply(
+      k,
+      `apiVersion: v1
+kind: Pod
+metadata: {name: bare, namespace: default, labels: {app: bare}}
+spec: {containers: [{name: app, image: bare:1}]}
+`,
+    );
+    const bare = await eventually(async () => {
+      const p = k.sim.getObject('v1', 'Pod', 'default', 'bare');
+      return p?.metadata.annotations?.['sandbox.vane.dev/port'] ? p : undefined;
+    });
+    expect((await get(portOf(bare))).body.labels).toEqual({ app: 'bare' });
+  });
+
+  it('kubectl scale refuses a bad replica count, naming the field', async () => {
+    const r = await k.kubectl(['scale', 'deployment/flaky', '--replicas=20000']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('spec.replicas');
+    const scale = await k.kubectl([
+      'get',
+      '--raw',
+      '/apis/apps/v1/namespaces/default/deployments/flaky/scale',
+    ]);
+    expect(JSON.parse(scale.stdout)).toMatchObject({
+      kind: 'Scale',
+      spec: { replicas: 1 },
+      status: { replicas: 1, selector: 'app=flaky' },
+    });
+  });
+
   it('kubectl scale 3 → 1 stops two pods; deleting the Deployment stops the rest', async () => {
     const three = readyPods(k, 'reviews-v1', 3)!;
     const r = await k.kubectl(['scale', 'deployment/reviews-v1', '--replicas=1']);
@@ -362,6 +403,26 @@ spec:
     ).toBe(false);
     expect(k.sim.pods!.running().filter((p) => p.name.startsWith('reviews-v1-'))).toHaveLength(0);
     expect(endpointsOf(k.sim, 'default', 'reviews')).toEqual([]);
+  });
+});
+
+describe('pod runtime: limits', () => {
+  it('runs at most maxPods demo apps; the rest stay Pending, Unschedulable, saying why', async () => {
+    const k = await startTestKube({ pods: { maxPods: 2 } });
+    try {
+      await apply(k, deployment('crowd', { replicas: 3 }));
+      const pending = await eventually(async () =>
+        podsOf(k, 'crowd').find((p) =>
+          p.status?.conditions?.some((c: any) => c.type === 'PodScheduled' && c.reason === 'Unschedulable'),
+        ),
+      );
+      expect(pending.status.conditions[0].message).toContain('pods.maxPods');
+      expect(k.sim.pods!.running()).toHaveLength(2);
+      const d = k.sim.getObject('apps/v1', 'Deployment', 'default', 'crowd');
+      expect(d.status.readyReplicas).toBeLessThanOrEqual(2);
+    } finally {
+      await k.stop();
+    }
   });
 });
 
