@@ -12,13 +12,25 @@ function fnv32a(text: string): number {
   return h >>> 0;
 }
 
-/** JSON with object keys sorted, so equal templates hash equally whatever the key order. */
+/** Null, and objects of nothing else: what a typed decoder reads as a field left out. */
+function empty(v: unknown): boolean {
+  return (
+    v === null ||
+    v === undefined ||
+    (typeof v === 'object' && !Array.isArray(v) && Object.values(v).every(empty))
+  );
+}
+
+/**
+ * JSON with object keys sorted and empty fields left out, so equal templates hash equally whatever
+ * the key order or how a client wrote "nothing" (`kubectl rollout undo` sends `creationTimestamp: null`).
+ */
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v && typeof v === 'object')
     return `{${Object.keys(v)
       .sort()
-      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .filter((k) => !empty((v as Record<string, unknown>)[k]))
       .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
       .join(',')}}`;
   return JSON.stringify(v) ?? 'null';

@@ -353,6 +353,37 @@ spec: {containers: [{name: app, image: bare:1}]}
     expect((await get(portOf(bare))).body.labels).toEqual({ app: 'bare' });
   });
 
+  it('kubectl rollout restart rolls new pods; rollout undo brings back the first ReplicaSet', async () => {
+    await apply(k, deployment('undo'));
+    const [first] = await eventually(async () => readyPods(k, 'undo', 1));
+    const hash = first.metadata.labels['pod-template-hash'];
+    expect((await k.kubectl(['rollout', 'restart', 'deployment/undo'])).code).toBe(0);
+    const status = await k.kubectl(['rollout', 'status', 'deployment/undo', '--timeout=20s']);
+    expect(status.stdout).toContain('successfully rolled out');
+    const [restarted] = await eventually(async () => {
+      const pods = readyPods(k, 'undo', 1);
+      return pods && pods[0].metadata.labels['pod-template-hash'] !== hash ? pods : undefined;
+    });
+    const history = await k.kubectl(['rollout', 'history', 'deployment/undo']);
+    expect(history.stdout).toMatch(/1\s+<none>\s+2\s+<none>/);
+    expect((await k.kubectl(['rollout', 'undo', 'deployment/undo'])).code).toBe(0);
+    const [back] = await eventually(async () => {
+      const pods = readyPods(k, 'undo', 1);
+      return pods && pods[0].metadata.labels['pod-template-hash'] === hash ? pods : undefined;
+    });
+    expect(back.metadata.name).not.toBe(first.metadata.name);
+    await eventually(async () => ((await refused(portOf(restarted))) ? true : undefined), 5_000);
+    const rs = k.sim
+      .listObjects('apps/v1', 'ReplicaSet', 'default')
+      .filter((r) => r.metadata.name.startsWith('undo-'));
+    expect(rs.map((r) => [r.metadata.name, r.spec.replicas]).sort()).toEqual(
+      [
+        [`undo-${hash}`, 1],
+        [`undo-${restarted.metadata.labels['pod-template-hash']}`, 0],
+      ].sort(),
+    );
+  });
+
   it('kubectl scale refuses a bad replica count, naming the field', async () => {
     const r = await k.kubectl(['scale', 'deployment/flaky', '--replicas=20000']);
     expect(r.code).not.toBe(0);
