@@ -61,10 +61,11 @@ function writeStatus(cluster: Cluster, obj: any, status: any): void {
  * new ReplicaSet at full size, the old ones go to 0 once it is ready) → Pod objects, and the
  * status of both. Level-triggered: it reads everything it needs from the cluster each time.
  */
-export function reconcileWorkloads(cluster: Cluster): void {
+export function reconcileWorkloads(cluster: Cluster, maxPodObjects = Number.POSITIVE_INFINITY): void {
   collectGarbage(cluster);
   for (const d of cluster.list('Deployment')) reconcileDeployment(cluster, d);
-  for (const rs of cluster.list('ReplicaSet')) reconcileReplicaSet(cluster, rs);
+  const quota = { left: maxPodObjects - cluster.list('Pod').length, max: maxPodObjects };
+  for (const rs of cluster.list('ReplicaSet')) reconcileReplicaSet(cluster, rs, quota);
   for (const d of cluster.list('Deployment')) deploymentStatus(cluster, d);
 }
 
@@ -155,11 +156,20 @@ function reconcileDeployment(cluster: Cluster, d: any): void {
     cluster.delete('ReplicaSet', ns, rs.metadata.name);
 }
 
-function reconcileReplicaSet(cluster: Cluster, rs: any): void {
+function reconcileReplicaSet(cluster: Cluster, rs: any, quota: { left: number; max: number }): void {
   const ns = rs.metadata.namespace;
   const pods = cluster.list('Pod', ns).filter((p) => ownedBy(p, rs));
   const desired = replicasOf(rs);
-  for (let i = pods.length; i < desired; i++) pods.push(createPod(cluster, rs));
+  let refused = false;
+  for (let i = pods.length; i < desired; i++) {
+    // As a resource quota does: the create fails and the ReplicaSet says so.
+    if (quota.left <= 0) {
+      refused = true;
+      break;
+    }
+    quota.left--;
+    pods.push(createPod(cluster, rs));
+  }
   if (pods.length > desired) {
     // Not-ready pods go first, then the newest, as the ReplicaSet controller ranks them.
     const ranked = [...pods].sort(
@@ -174,12 +184,26 @@ function reconcileReplicaSet(cluster: Cluster, rs: any): void {
     }
   }
   const ready = pods.filter(isPodReady).length;
+  const failure = (rs.status?.conditions ?? []).find((c: any) => c.type === 'ReplicaFailure');
   writeStatus(cluster, rs, {
     replicas: pods.length,
     fullyLabeledReplicas: pods.length,
     readyReplicas: ready,
     availableReplicas: ready,
     observedGeneration: rs.metadata.generation ?? 1,
+    ...(refused
+      ? {
+          conditions: [
+            {
+              type: 'ReplicaFailure',
+              status: 'True',
+              lastTransitionTime: failure?.lastTransitionTime ?? now(),
+              reason: 'FailedCreate',
+              message: `the sandbox holds at most ${quota.max} pods (10 × startKubeSimulator option pods.maxPods); scale something down`,
+            },
+          ],
+        }
+      : {}),
   });
 }
 

@@ -4,7 +4,10 @@ import { reconcileWorkloads } from './controller.ts';
 import { Kubelet, type RunningPod } from './kubelet.ts';
 
 export interface PodRuntimeOptions {
-  /** At most this many demo apps run at once; further Pods stay Pending (Unschedulable). Default 100. */
+  /**
+   * At most this many demo apps run at once; further Pods stay Pending (Unschedulable), and
+   * ReplicaSets create no more than 10 × this many Pod objects in all (ReplicaFailure). Default 100.
+   */
   maxPods?: number;
 }
 
@@ -17,8 +20,8 @@ export interface PodRuntime {
 
 const KINDS = new Set(['Deployment', 'ReplicaSet', 'Pod', 'Namespace']);
 const DEFAULT_MAX_PODS = 100;
-/** A pass that keeps writing this many times in a row is a bug, not a cluster converging. */
-const MAX_BUSY_PASSES = 1_000;
+/** Pod objects the controllers create at most, per demo app allowed to run (the rest stay Pending). */
+const POD_OBJECTS_PER_RUNNING = 10;
 
 /**
  * The simulator's controllers and node: a reconcile pass (Deployments → ReplicaSets → Pods →
@@ -46,13 +49,14 @@ export function startPodRuntime(
     if (closed) return;
     const before = api.store.resourceVersion;
     try {
-      reconcileWorkloads(cluster);
+      reconcileWorkloads(cluster, maxPods * POD_OBJECTS_PER_RUNNING);
       kubelet.sync();
     } catch (e) {
       log(`pod runtime: reconcile failed: ${(e as Error).stack ?? e}`);
     }
     busy = api.store.resourceVersion === before ? 0 : busy + 1;
-    if (busy >= MAX_BUSY_PASSES) {
+    // A pass that keeps writing far longer than pods take to come up is a bug, not a cluster converging.
+    if (busy >= 1_000 + 10 * maxPods) {
       log(`pod runtime: ${busy} reconcile passes in a row changed objects; stopping (a controller bug)`);
       closed = true;
     }

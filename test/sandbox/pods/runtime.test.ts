@@ -451,6 +451,17 @@ describe('pod runtime: limits', () => {
       expect(k.sim.pods!.running()).toHaveLength(2);
       const d = k.sim.getObject('apps/v1', 'Deployment', 'default', 'crowd');
       expect(d.status.readyReplicas).toBeLessThanOrEqual(2);
+
+      // Pod objects are capped too (10 × maxPods in all): the ReplicaSet says why it made fewer.
+      await apply(k, deployment('horde', { replicas: 50 }));
+      const rs = await eventually(async () =>
+        k.sim
+          .listObjects('apps/v1', 'ReplicaSet', 'default')
+          .find((r) => r.metadata.name.startsWith('horde-') && r.status?.conditions?.length),
+      );
+      expect(rs.status.conditions[0]).toMatchObject({ type: 'ReplicaFailure', reason: 'FailedCreate' });
+      expect(rs.status.conditions[0].message).toContain('pods.maxPods');
+      expect(k.sim.listObjects('v1', 'Pod', 'default')).toHaveLength(20);
     } finally {
       await k.stop();
     }
