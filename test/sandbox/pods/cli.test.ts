@@ -66,10 +66,16 @@ describe('vane sandbox kube --pods', () => {
     return { child, kubectl: (args, input) => run([...base, ...args], input) };
   }
 
-  async function readyPods(kubectl: typeof run): Promise<any[]> {
+  /** Polled over plain HTTP: a kubectl process per poll would cost more than the wait. */
+  async function readyPods(port: number): Promise<any[]> {
     return eventually(async () => {
-      const r = await kubectl(['get', 'pods', '-l', 'app=hello', '-o', 'json']);
-      const items = JSON.parse(r.stdout).items as any[];
+      const res = await fetch(
+        `http://127.0.0.1:${port}/api/v1/namespaces/default/pods?labelSelector=app%3Dhello`,
+        {
+          signal: AbortSignal.timeout(5_000),
+        },
+      );
+      const items = ((await res.json()) as any).items as any[];
       const ready = items.filter((p) =>
         p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'),
       );
@@ -96,7 +102,7 @@ describe('vane sandbox kube --pods', () => {
     let pods: any[];
     try {
       expect((await first.kubectl(['apply', '-f', '-'], DEPLOYMENT)).code).toBe(0);
-      pods = await readyPods(first.kubectl);
+      pods = await readyPods(port);
       for (const p of pods) expect(await answers(p)).toBe(p.metadata.name);
     } finally {
       expect(await stop(first.child)).toBe(0);
@@ -106,7 +112,7 @@ describe('vane sandbox kube --pods', () => {
     // The same pods come back from the snapshot with new demo apps.
     const second = await start(port);
     try {
-      const again = await readyPods(second.kubectl);
+      const again = await readyPods(port);
       expect(again.map((p) => p.metadata.name).sort()).toEqual(pods.map((p) => p.metadata.name).sort());
       for (const p of again) expect(await answers(p)).toBe(p.metadata.name);
     } finally {

@@ -353,6 +353,24 @@ spec: {containers: [{name: app, image: bare:1}]}
     expect((await get(portOf(bare))).body.labels).toEqual({ app: 'bare' });
   });
 
+  it('kubectl annotate pod changes that running pod in place, without a new pod', async () => {
+    const [pod] = readyPods(k, 'slow', 1)!;
+    const r = await k.kubectl([
+      'annotate',
+      'pod',
+      pod.metadata.name,
+      'sandbox.vane.dev/latency-ms=0',
+      'sandbox.vane.dev/error-rate=1',
+      '--overwrite',
+    ]);
+    expect(r.code).toBe(0);
+    const at = Date.now();
+    await eventually(async () => ((await get(portOf(pod))).status === 500 ? true : undefined), 5_000, 20);
+    console.log(`pod annotation took effect in the running pod ${Date.now() - at} ms after kubectl returned`);
+    expect(Date.now() - at).toBeLessThan(2_000);
+    expect(readyPods(k, 'slow', 1)![0].metadata.uid).toBe(pod.metadata.uid);
+  });
+
   it('kubectl rollout restart rolls new pods; rollout undo brings back the first ReplicaSet', async () => {
     await apply(k, deployment('undo'));
     const [first] = await eventually(async () => readyPods(k, 'undo', 1));
