@@ -112,6 +112,14 @@ export class Kubelet {
     }));
   }
 
+  /** Ends a pod's demo app as if it had crashed; it is started again after a second (restartCount + 1). */
+  async crash(namespace: string, name: string): Promise<boolean> {
+    const proc = [...this.procs.values()].find((p) => p.namespace === namespace && p.name === name);
+    if (!proc) return false;
+    await proc.worker.terminate();
+    return true;
+  }
+
   /** One pass: start, reconfigure and stop demo apps, and write what became of each Pod. */
   sync(): void {
     if (this.closed) return;

@@ -14,6 +14,8 @@ export interface PodRuntimeOptions {
 export interface PodRuntime {
   /** The demo apps running now (a Pod whose app is starting has no port yet). */
   running(): RunningPod[];
+  /** Ends the demo app of Pod `namespace/name` as a crash would (false when none runs); it restarts after a second. */
+  crash(namespace: string, name: string): Promise<boolean>;
   /** Stops every demo app and stops reconciling. */
   close(): Promise<void>;
 }
@@ -69,6 +71,7 @@ export function startPodRuntime(
   schedule();
   return {
     running: () => kubelet.running(),
+    crash: (namespace, name) => kubelet.crash(namespace, name),
     async close() {
       closed = true;
       unsubscribe();

@@ -371,6 +371,26 @@ spec: {containers: [{name: app, image: bare:1}]}
     expect(readyPods(k, 'slow', 1)![0].metadata.uid).toBe(pod.metadata.uid);
   });
 
+  it('a crashed demo app makes its pod not Ready, then restarts with restartCount 1', async () => {
+    const [pod] = readyPods(k, 'slow', 1)!;
+    expect(await k.sim.pods!.crash('default', pod.metadata.name)).toBe(true);
+    const down = await eventually(
+      async () => {
+        const p = k.sim.getObject('v1', 'Pod', 'default', pod.metadata.name);
+        return p.status.containerStatuses[0].state.waiting ? p : undefined;
+      },
+      5_000,
+      20,
+    );
+    expect(down.status.containerStatuses[0].state.waiting.reason).toBe('CrashLoopBackOff');
+    expect(down.metadata.annotations['sandbox.vane.dev/port']).toBeUndefined();
+    const up = await eventually(async () => readyPods(k, 'slow', 1), 10_000);
+    expect(up[0].metadata.uid).toBe(pod.metadata.uid);
+    expect(up[0].status.containerStatuses[0].restartCount).toBe(1);
+    expect((await get(portOf(up[0]))).pod).toBe(pod.metadata.name);
+    expect(await k.sim.pods!.crash('default', 'no-such-pod')).toBe(false);
+  });
+
   it('kubectl rollout restart rolls new pods; rollout undo brings back the first ReplicaSet', async () => {
     await apply(k, deployment('undo'));
     const [first] = await eventually(async () => readyPods(k, 'undo', 1));
