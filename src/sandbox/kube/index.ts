@@ -3,7 +3,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify as toYaml } from 'yaml';
-import { type PodRuntime, type PodRuntimeOptions, startPodRuntime } from '../pods/runtime.ts';
+import {
+  checkPodRuntimeOptions,
+  type PodRuntime,
+  type PodRuntimeOptions,
+  startPodRuntime,
+} from '../pods/runtime.ts';
 import { ObjectApi, present, type WriteLogEntry } from './api.ts';
 import type { AllowRule } from './auth.ts';
 import { type FaultRule, Faults } from './faults.ts';
@@ -90,6 +95,9 @@ function typeOf(apiVersion: string, kind: string) {
 /** Starts a Kubernetes API simulator; close it when done. */
 export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promise<KubeSimulator> {
   const log = opts.log ?? ((m: string) => console.warn(m));
+  const podOptions = opts.pods
+    ? checkPodRuntimeOptions(typeof opts.pods === 'object' ? opts.pods : {})
+    : undefined;
   await preloadModels();
   const validator = new Validator(opts.crdsFile);
   if (validator.cel.unevaluated.length)
@@ -134,9 +142,7 @@ export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promi
       api.create({ t: nsType, version: 'v1' }, { metadata: { name: ns } }, {}, false);
   };
 
-  const pods = opts.pods
-    ? startPodRuntime(api, { ...(typeof opts.pods === 'object' ? opts.pods : {}), log })
-    : undefined;
+  const pods = podOptions ? startPodRuntime(api, { ...podOptions, log }) : undefined;
 
   const sim: KubeSimulator = {
     url,

@@ -30,14 +30,26 @@ const POD_OBJECTS_PER_RUNNING = 10;
  * demo apps, and their status) runs after every change to the store, so kubectl sees a cluster
  * that acts on what it applies.
  */
+/** The options with their defaults, or an error naming the bad one (checked before anything starts). */
+export function checkPodRuntimeOptions(opts: PodRuntimeOptions): Required<PodRuntimeOptions> {
+  const unknown = Object.keys(opts).filter((k) => k !== 'maxPods');
+  if (unknown.length)
+    throw new Error(
+      `pods: unknown option ${unknown.map((k) => `'${k}'`).join(', ')}; the one option is maxPods`,
+    );
+  const maxPods = opts.maxPods ?? DEFAULT_MAX_PODS;
+  if (!Number.isInteger(maxPods) || maxPods < 1 || maxPods > 10_000)
+    throw new Error(`pods.maxPods must be an integer from 1 to 10000, not ${maxPods}`);
+  return { maxPods };
+}
+
 export function startPodRuntime(
   api: ObjectApi,
   opts: PodRuntimeOptions & { log?: (m: string) => void } = {},
 ): PodRuntime {
-  const maxPods = opts.maxPods ?? DEFAULT_MAX_PODS;
-  if (!Number.isInteger(maxPods) || maxPods < 1 || maxPods > 10_000)
-    throw new Error(`pods.maxPods must be an integer from 1 to 10000, not ${maxPods}`);
-  const log = opts.log ?? ((m: string) => console.warn(m));
+  const { log: givenLog, ...rest } = opts;
+  const { maxPods } = checkPodRuntimeOptions(rest);
+  const log = givenLog ?? ((m: string) => console.warn(m));
   const cluster = clusterOf(api);
   let scheduled: NodeJS.Immediate | undefined;
   let closed = false;

@@ -476,6 +476,15 @@ spec: {containers: [{name: app, image: bare:1}]}
 });
 
 describe('pod runtime: limits', () => {
+  it('refuses bad options, naming them', async () => {
+    await expect(startTestKube({ pods: { maxPods: 0 } })).rejects.toThrow(
+      /pods\.maxPods must be an integer from 1/,
+    );
+    await expect(startTestKube({ pods: { maxpods: 3 } as never })).rejects.toThrow(
+      /unknown option 'maxpods'/,
+    );
+  });
+
   it('runs at most maxPods demo apps; the rest stay Pending, Unschedulable, saying why', async () => {
     const k = await startTestKube({ pods: { maxPods: 2 } });
     try {
