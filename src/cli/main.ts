@@ -18,7 +18,7 @@ commands:
   api              the HTTP API only (needs REDIS_URL)
   worker           the workers only (needs REDIS_URL)
   rollout ...      start, watch and steer rollouts through the API ('vane rollout --help')
-  sandbox kube     a Kubernetes API simulator for kubectl and tests: [--port N] [--crds FILE] [--snapshot FILE] [--token T]
+  sandbox kube     a Kubernetes API simulator for kubectl and tests: [--port N] [--crds FILE] [--snapshot FILE] [--token T] [--pods]
 
 settings come from environment variables (PORT, REDIS_URL, LOG_LEVEL, ...) and VANE_CONFIG (a YAML file).`;
 
@@ -86,6 +86,7 @@ async function runServer(config: Config, role: Role, logger: Logger, privateRedi
     mkdirSync(resolve(config.dataDir), { recursive: true });
     const sim = await startKubeSimulator({
       snapshotFile: resolve(join(config.dataDir, 'kube.json')),
+      pods: true,
       log: (m) => logger.warn(m),
     });
     kubeconfig = resolve(join(config.dataDir, 'kubeconfig'));
