@@ -8,6 +8,7 @@ import { ApiError, envelope } from './errors.ts';
 import { registerHealthz } from './health/healthz.ts';
 import { registerMetrics } from './health/metrics.ts';
 import { registerReadyz } from './health/readyz.ts';
+import { registerAlertmanagerHook } from './hooks/alertmanager.ts';
 import { bearerAuth } from './middleware/bearer-auth.ts';
 import { requestId } from './middleware/request-id.ts';
 import { registerRolloutCommands } from './rollouts/commands.ts';
@@ -88,6 +89,7 @@ export function newApp(deps: ApiDeps): App {
     registerRolloutCommands(app, deps.domain);
     registerTemplates(app, deps.domain);
     registerAnalyze(app, deps.domain);
+    registerAlertmanagerHook(app, deps.domain, { auth: bearerAuth({ tokens: deps.apiTokens ?? [] }) });
   }
 
   app.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'vane', version: '1' } });

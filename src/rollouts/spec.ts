@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Duration } from '../duration.ts';
 import { MetricCheckSchema, ReporterSchema } from '../metrics/spec.ts';
+import { AlertPolicySchema } from './alert-policy.ts';
 
 const Name = z
   .string()
@@ -94,6 +95,8 @@ export const AnalysisSchema = z.object({
   /** PromQL counting the canary's requests in the window, instead of the request-count template. */
   requestCountQuery: z.string().min(1).optional(),
   metrics: z.array(MetricCheckSchema).max(50).default([]),
+  /** What a firing Alertmanager alert about this rollout does (POST /api/v1/hooks/alertmanager). Default: roll back. */
+  alerts: AlertPolicySchema.optional(),
   /** How long each wait may last before rollback. */
   deadlines: z
     .object({
