@@ -37,8 +37,8 @@ interface Side {
   run(signal: AbortSignal): Promise<number>;
 }
 
-/** The PromQL of a check for one subset; throws MetricError('config') when it cannot be rendered. */
-function promqlFor(
+/** The PromQL of a check for one subset (used by the backtest too); throws MetricError('config') when it cannot be rendered. */
+export function promqlFor(
   check: CompiledCheck,
   ctx: AnalysisContext,
   subject: 'canary' | 'stable',
