@@ -80,7 +80,8 @@ function sseServer(): Promise<{
   );
 }
 
-describe('events --follow over SSE', () => {
+// Each CLI run is a Node process starting tsx; on a loaded machine that takes seconds.
+describe('events --follow over SSE', { timeout: 240_000 }, () => {
   let server: Server | undefined;
   afterEach(async () => {
     await new Promise((r) => (server ? server.close(r) : r(undefined)));

@@ -18,7 +18,8 @@ const PATHS = commandTree(
   }),
 ).map((n) => n.path);
 
-describe('vane --help and --version start nothing', () => {
+// Each CLI run is a Node process starting tsx; on a loaded machine that takes seconds.
+describe('vane --help and --version start nothing', { timeout: 240_000 }, () => {
   let cwd: string;
   let held: Server;
   let port: number;

@@ -136,6 +136,10 @@ Exit codes:
         output = cmd.opts<{ output?: 'table' | 'json' | 'yaml' }>().output ?? 'table';
         report = await offline(o.file, target);
       } else {
+        if (!Object.keys(target.canaryLabels).length)
+          throw new CliError(
+            'vane analyze: --canary-labels is required without -f (the API checks them against the pods)',
+          );
         const { api, settings } = clientOf(cmd);
         output = settings.output;
         const spec = {
@@ -147,12 +151,7 @@ Exit codes:
             ...(target.host ? { host: target.host } : {}),
           },
           stable: { subset: target.stableSubset },
-          canary: {
-            subset: target.canarySubset,
-            labels: Object.keys(target.canaryLabels).length
-              ? target.canaryLabels
-              : { version: target.canarySubset },
-          },
+          canary: { subset: target.canarySubset, labels: target.canaryLabels },
           strategy: { type: 'canary', steps: [100] },
         };
         const { data } = await api.call<Omit<ReportView, 'target'>>('POST', '/api/v1/analyze', spec);
