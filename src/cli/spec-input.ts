@@ -111,8 +111,7 @@ export function applySet(target: Obj, assignment: string, asString = false): voi
         );
       if (last) node[key] = value;
       else {
-        if (node[key] === undefined || typeof node[key] !== 'object' || node[key] === null)
-          node[key] = typeof next === 'number' ? [] : {};
+        if (node[key] === undefined || node[key] === null) node[key] = typeof next === 'number' ? [] : {};
         node = node[key];
       }
     } else {
@@ -122,9 +121,7 @@ export function applySet(target: Obj, assignment: string, asString = false): voi
         throw new CliError(`${flag} ${assignment}: '${key}' is not allowed`);
       if (last) node[key] = value;
       else {
-        const child = node[key];
-        if (child === undefined || child === null || typeof child !== 'object')
-          node[key] = typeof next === 'number' ? [] : {};
+        if (node[key] === undefined || node[key] === null) node[key] = typeof next === 'number' ? [] : {};
         node = node[key];
       }
     }
