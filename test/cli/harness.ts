@@ -94,7 +94,7 @@ export interface TestApi {
 }
 
 /** vane's API and workers in this process, on a free port, with a real Redis and the kube simulator holding `targets`. */
-export async function startTestApi(targets: string[]): Promise<TestApi> {
+export async function startTestApi(targets: string[], opts: { tokens?: string } = {}): Promise<TestApi> {
   const redis: ManagedProcess = await startTestRedis();
   const kube = await startTestKube();
   const applied = await kube.kubectl(['apply', '-f', '-'], {
@@ -112,6 +112,7 @@ export async function startTestApi(targets: string[]): Promise<TestApi> {
     KUBECONFIG: kube.kubeconfigPath,
     VANE_KEY_PREFIX: `cli${process.pid}`,
     LOG_LEVEL: 'silent',
+    ...(opts.tokens ? { VANE_API_TOKENS: opts.tokens } : {}),
   });
   const service: RunningService = await startService(
     { ...config, redisUrl: redis.url },

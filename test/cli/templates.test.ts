@@ -21,10 +21,10 @@ describe('vane templates, analyze and client settings against a running API', { 
   let api: TestApi;
   let dir: string;
   const vane = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-    run(args, { env: { VANE_URL: api.url, ...env }, cwd: dir });
+    run(args, { env: { VANE_URL: api.url, VANE_TOKEN: 'sekret', ...env }, cwd: dir });
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vane-cli-'));
-    api = await startTestApi(['tpl', 'ci']);
+    api = await startTestApi(['tpl', 'ci'], { tokens: 'sekret' });
   }, 120_000);
   afterAll(async () => {
     await api?.close();
@@ -129,7 +129,18 @@ spec: { stable: { subset: v1 } }
   it('server and token from flags, env or the config file; API and connection errors are one line, exit 2', async () => {
     const home = mkdtempSync(join(tmpdir(), 'vane-xdg-'));
     mkdirSync(join(home, 'vane'));
-    writeFileSync(join(home, 'vane', 'config.yaml'), `server: ${api.url}\noutput: json\n`);
+    // no token: the API refuses, one line with its code, exit 2
+    const anonymous = await run(['rollout', 'list', '--server', api.url], { cwd: dir });
+    expect(anonymous.code).toBe(2);
+    expect(anonymous.stderr.trim()).toBe(
+      'vane: UNAUTHORIZED: send Authorization: Bearer <token> with one of the API tokens (VANE_API_TOKENS)',
+    );
+    // --token wins over VANE_TOKEN
+    const flagToken = await vane(['templates', 'list', '--token', 'sekret'], { VANE_TOKEN: 'wrong' });
+    expect(flagToken.code, flagToken.stderr).toBe(0);
+    expect((await vane(['templates', 'list'], { VANE_TOKEN: 'wrong' })).stderr).toContain('UNAUTHORIZED');
+    // server, token and output from the config file
+    writeFileSync(join(home, 'vane', 'config.yaml'), `server: ${api.url}\ntoken: sekret\noutput: json\n`);
     const fromFile = await run(['rollout', 'list'], { env: { XDG_CONFIG_HOME: home }, cwd: dir });
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect(Array.isArray(JSON.parse(fromFile.stdout))).toBe(true);
