@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { apiBinding } from '../api/auth/binding.ts';
 import { type Config, ConfigError, loadConfig } from '../config.ts';
 import { loadKubeConfig } from '../domain.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -64,6 +65,12 @@ async function main(argv: string[]): Promise<number> {
 
 /** Runs until SIGTERM/SIGINT, then shuts down gracefully and resolves with the exit code. */
 async function runServer(config: Config, role: Role, logger: Logger, privateRedis: boolean): Promise<number> {
+  const tokens = config.apiTokens.length + config.scopedTokens.length;
+  const bind = apiBinding({ host: config.host, tokens, auth: config.auth, role });
+  if (bind.error) {
+    console.error(`vane: ${bind.error}`);
+    return 2;
+  }
   let redis: ManagedProcess | undefined;
   let redisUrl = config.redisUrl;
   if (!redisUrl) {
