@@ -139,6 +139,12 @@ export async function rolloutEvents({
   after?: string;
   limit?: number;
 }) {
+  if (after !== undefined && !/^\d{1,20}(-\d{1,20})?$/.test(after)) {
+    throw new RolloutError(
+      'BAD_REQUEST',
+      `after: '${after.slice(0, 50)}' is not an event id (such as 1717171717171-0)`,
+    );
+  }
   await getRollout({ ctx, id });
   return ctx.store.events(id, { ...(after ? { after } : {}), ...(limit ? { limit } : {}) });
 }
