@@ -74,7 +74,7 @@ export const StrategySchema = z.discriminatedUnion('type', [
     type: z.literal('blue-green'),
     /** Preview traffic for analysis before the switch; default mirror 100%. */
     preview: z
-      .object({
+      .strictObject({
         mirrorPercent: z.number().min(0).max(100).optional(),
         match: z.array(HttpMatch).min(1).optional(),
       })
@@ -116,7 +116,7 @@ export const AnalysisSchema = z.strictObject({
   metrics: z.array(MetricCheckSchema).max(50).default([]),
   /** How long each wait may last before rollback. */
   deadlines: z
-    .object({
+    .strictObject({
       workloadReady: Duration.default(600_000),
       inconclusive: Duration.default(600_000),
       gate: Duration.default(86_400_000),
@@ -161,7 +161,7 @@ export const NotificationSchema = z.strictObject({
 });
 
 export const RolloutSpecSchema = z
-  .object({
+  .strictObject({
     target: TargetSchema,
     stable: z.strictObject({ subset: z.string().min(1) }),
     canary: z.strictObject({
@@ -182,10 +182,11 @@ export const RolloutSpecSchema = z
     metadata: z
       .object({
         commit: z.string().max(200).optional(),
-        pipelineUrl: z.string().max(2000).optional(),
+        pipelineUrl: z.string().max(METADATA_VALUE_MAX).optional(),
         triggeredBy: z.string().max(200).optional(),
       })
-      .catchall(z.string().max(2000))
+      .catchall(z.string().max(METADATA_VALUE_MAX))
+      .refine((m) => Object.keys(m).length <= METADATA_KEYS_MAX, `at most ${METADATA_KEYS_MAX} keys`)
       .default({}),
   })
   .superRefine((spec, ctx) => {

@@ -102,13 +102,25 @@ const remove = createRoute({
  * one a spec knows (400 naming the nearest), and a URL or secretEnv in it must pass the same checks.
  */
 function checkTemplateSpec(spec: Record<string, unknown>): void {
+  const strategy = spec.strategy;
+  // Without its `type` a strategy's fields cannot be checked: check them against each type and keep the closest.
+  const probes =
+    typeof strategy === 'object' && strategy !== null && !Array.isArray(strategy) && !('type' in strategy)
+      ? STRATEGY_TYPES.map((type) => ({ ...spec, strategy: { type, ...strategy } }))
+      : [spec];
+  const found = probes.map(templateIssues).sort((x, y) => x.length - y.length)[0]!;
+  const first = found[0];
+  if (first) throw new RolloutError('BAD_REQUEST', `${first.path}: ${first.message}`, { issues: found });
+}
+
+const STRATEGY_TYPES = ['canary', 'blue-green', 'ab-test'];
+
+function templateIssues(spec: Record<string, unknown>): { path: string; message: string }[] {
   const parsed = RolloutSpecSchema.safeParse(spec);
-  if (parsed.success) return;
-  const relevant = describeIssues(parsed.error, 'spec').filter(
+  if (parsed.success) return [];
+  return describeIssues(parsed.error, 'spec').filter(
     (i) => /unknown field/.test(i.message) || /\.(url|secretEnv)$|^spec\.metadata/.test(i.path),
   );
-  const first = relevant[0];
-  if (first) throw new RolloutError('BAD_REQUEST', `${first.path}: ${first.message}`, { issues: relevant });
 }
 
 export function registerTemplates(app: App, ctx: DomainContext): void {
