@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, newApp } from '../../src/api/app.ts';
 import type { ApiDeps } from '../../src/api/context.ts';
 import type { ApiTokenEntry } from '../../src/config.ts';
+import { RolloutStore } from '../../src/rollouts/store.ts';
 import type { ManagedProcess } from '../../src/sandbox/processes.ts';
 import { buildTestDomain, specFor, type TestDomain } from '../helpers/domain.ts';
 import { startTestRedis } from '../helpers/services.ts';
@@ -401,6 +402,37 @@ describe('API security (real Redis)', () => {
       bearer('other-team'),
     );
     expect(other.status).toBe(404);
+  });
+
+  it('an ended rollout and its events expire after the retention; an active one does not', async () => {
+    const store = new RolloutStore(domain.redis, domain.prefix, { retentionSeconds: 3_600 });
+    const res = await call(open, { method: 'POST', path: '/api/v1/rollouts', body: specFor('retained') });
+    const rid = ((await res.json()) as { rollout: { id: string } }).rollout.id;
+    const docKey = `${domain.prefix}:r:rollout:${rid}`;
+    const eventsKey = store.eventsKey(rid);
+    expect(await domain.redis.ttl(docKey)).toBe(-1);
+    const cur = (await store.get(rid))!;
+    await store.update(cur, { ...cur, phase: 'progressing' }, [
+      { time: Date.now(), type: 'transition', reason: 'go' },
+    ]);
+    expect(await domain.redis.ttl(docKey)).toBe(-1);
+    expect(await domain.redis.ttl(eventsKey)).toBe(-1);
+    const next = (await store.get(rid))!;
+    await store.update(next, { ...next, phase: 'aborted', endedAt: Date.now() }, [
+      { time: Date.now(), type: 'transition', reason: 'aborted', to: 'aborted' },
+    ]);
+    for (const key of [docKey, eventsKey]) {
+      const ttl = await domain.redis.ttl(key);
+      expect(ttl).toBeGreaterThan(3_500);
+      expect(ttl).toBeLessThanOrEqual(3_600);
+    }
+    // Once expired, it leaves the lists too.
+    await domain.redis.del(docKey, eventsKey);
+    const list = (await (await open.request('/api/v1/rollouts?limit=500')).json()) as {
+      rollouts: { id: string }[];
+    };
+    expect(list.rollouts.map((r) => r.id)).not.toContain(rid);
+    expect(await domain.redis.zscore(`${domain.prefix}:r:idx:all`, rid)).toBeNull();
   });
 
   // Last: it stops the Redis.
