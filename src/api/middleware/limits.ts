@@ -17,7 +17,7 @@ export interface BodySizeOptions {
  * reading otherwise, so an oversized body is never read whole.
  */
 export function bodySize({ maxBytes = MAX_BODY_BYTES }: BodySizeOptions = {}): MiddlewareHandler<AppEnv> {
-  return bodyLimit({
+  const limit = bodyLimit({
     maxSize: maxBytes,
     onError: () => {
       throw new ApiError(
@@ -27,6 +27,15 @@ export function bodySize({ maxBytes = MAX_BODY_BYTES }: BodySizeOptions = {}): M
       );
     },
   }) as MiddlewareHandler<AppEnv>;
+  return async function bodySizeMiddleware(c, next) {
+    // A GET has no body; touching c.req.raw would build a full Request for nothing.
+    if (!hasBody(c.req.method)) return next();
+    return limit(c, next);
+  };
+}
+
+function hasBody(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
 }
 
 /**
@@ -59,7 +68,7 @@ export interface JsonDepthOptions {
 /** 400 for a JSON body nested deeper than `max`, before anything parses it. */
 export function jsonDepth({ max = MAX_JSON_DEPTH }: JsonDepthOptions = {}): MiddlewareHandler<AppEnv> {
   return async function jsonDepthMiddleware(c, next) {
-    if (c.req.raw.body && /json/i.test(c.req.header('content-type') ?? '')) {
+    if (hasBody(c.req.method) && /json/i.test(c.req.header('content-type') ?? '') && c.req.raw.body) {
       const text = await c.req.text();
       if (jsonDepthExceeds(text, max)) {
         throw new ApiError('BAD_REQUEST', `body: JSON nested deeper than ${max} levels`, { maxDepth: max });
