@@ -2,7 +2,7 @@
  * GET /api/v1/rollouts/{id} against a real Redis, side by side with a Hono hello-world in the same
  * run: each server in its own process, autocannon (-c 32) in this one, in alternating 2 s slices.
  * vane runs as `vane api` does (startService, a bearer token, request logging at LOG_LEVEL).
- * Run: npx tsx bench/api-get.ts [--seconds 10] [--connections 32]
+ * Run: npx tsx bench/api-get.ts [--seconds 10] [--connections 32] [--path /healthz]
  * Prints both figures, the ratio, and a last line `RESULT {json}`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     serve: { type: 'string' },
     redis: { type: 'string' },
     prefix: { type: 'string' },
+    /** Another vane path to load instead of the rollout (e.g. /healthz, /api/v1/templates), to see where time goes. */
+    path: { type: 'string' },
   },
 });
 const TOKEN = 'bench-token-0123456789';
@@ -146,7 +148,12 @@ async function main(): Promise<void> {
 
     const [helloRes, vaneRes] = await compare(
       { url: `http://127.0.0.1:${hello.port}/hello`, headers: {} },
-      { url: `http://127.0.0.1:${vane.port}/api/v1/rollouts/${rollout.id}`, headers: auth },
+      {
+        url: values.path
+          ? `http://127.0.0.1:${vane.port}${values.path}`
+          : `http://127.0.0.1:${vane.port}/api/v1/rollouts/${rollout.id}`,
+        headers: auth,
+      },
     );
     const ratio = Math.round((vaneRes.reqPerSec / helloRes.reqPerSec) * 100) / 100;
     console.log(
