@@ -1,6 +1,7 @@
 import { type ServerType, serve } from '@hono/node-server';
 import { newApp } from './api/app.ts';
 import { apiBinding } from './api/auth/binding.ts';
+import { templateIssues } from './api/templates/check.ts';
 import { type Config, ConfigError } from './config.ts';
 import { buildDomain, type Domain } from './domain.ts';
 import { notifyProcessor } from './notify/queue.ts';
@@ -36,6 +37,10 @@ export async function startService(
   });
   if (binding.error) throw new ConfigError(binding.error);
   setOutboundPolicy({ allowLoopback: config.allowLoopbackWebhooks });
+  for (const [name, spec] of Object.entries(config.templates)) {
+    const issue = templateIssues(spec, `templates.${name}`)[0];
+    if (issue) throw new ConfigError(`VANE_CONFIG: ${issue.path}: ${issue.message}`);
+  }
   const recorder = new Recorder();
   const connections: Redis[] = [];
   const client = connectRedis(config.redisUrl, { role: 'client', name: `vane-${role}` });

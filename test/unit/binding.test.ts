@@ -45,3 +45,20 @@ describe('where the API listens', () => {
     expect(err).toMatch(/^vane: HOST=0\.0\.0\.0 .*VANE_API_TOKENS/);
   });
 });
+
+describe('templates of the config file', () => {
+  it('are checked at start: an unknown field stops it, naming the template, the path and the nearest field', async () => {
+    const { templateIssues } = await import('../../src/api/templates/check.ts');
+    expect(templateIssues({ strategy: { stepIntervl: '1h' } }, 'templates.web')).toEqual([
+      { path: 'templates.web.strategy.stepIntervl', message: 'unknown field; did you mean stepInterval?' },
+    ]);
+    expect(templateIssues({ strategy: { type: 'blue-green', preview: { mirrorPercent: 10 } } })).toEqual([]);
+    const { loadConfig } = await import('../../src/config.ts');
+    const { startService } = await import('../../src/service.ts');
+    const { createLogger } = await import('../../src/observability/logger.ts');
+    const config = { ...loadConfig({ HOST: '127.0.0.1' }), templates: { web: { stratgy: {} } } };
+    await expect(
+      startService({ ...config, redisUrl: 'redis://127.0.0.1:1' }, 'api', createLogger({ level: 'silent' })),
+    ).rejects.toThrow('VANE_CONFIG: templates.web.stratgy: unknown field; did you mean strategy?');
+  });
+});

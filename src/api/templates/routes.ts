@@ -1,12 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DomainContext } from '../../rollouts/context.ts';
 import { RolloutError } from '../../rollouts/errors.ts';
-import { RolloutSpecSchema } from '../../rollouts/spec.ts';
 import { TEMPLATE_NAME } from '../../rollouts/templates.ts';
-import { describeIssues } from '../../zod-issues.ts';
 import type { App } from '../app.ts';
 import { scoped } from '../auth/scoped.ts';
 import { errorResponses } from '../errors.ts';
+import { templateIssues } from './check.ts';
 
 const TemplateSchema = z
   .object({
@@ -97,37 +96,13 @@ const remove = createRoute({
   },
 });
 
-/**
- * A template is part of a spec, so required fields may be missing; but every field it has must be
- * one a spec knows (400 naming the nearest), and a URL or secretEnv in it must pass the same checks.
- */
-function checkTemplateSpec(spec: Record<string, unknown>): void {
-  const strategy = spec.strategy;
-  // Without its `type` a strategy's fields cannot be checked: check them against each type and keep the closest.
-  const probes =
-    typeof strategy === 'object' && strategy !== null && !Array.isArray(strategy) && !('type' in strategy)
-      ? STRATEGY_TYPES.map((type) => ({ ...spec, strategy: { type, ...strategy } }))
-      : [spec];
-  const found = probes.map(templateIssues).sort((x, y) => x.length - y.length)[0]!;
-  const first = found[0];
-  if (first) throw new RolloutError('BAD_REQUEST', `${first.path}: ${first.message}`, { issues: found });
-}
-
-const STRATEGY_TYPES = ['canary', 'blue-green', 'ab-test'];
-
-function templateIssues(spec: Record<string, unknown>): { path: string; message: string }[] {
-  const parsed = RolloutSpecSchema.safeParse(spec);
-  if (parsed.success) return [];
-  return describeIssues(parsed.error, 'spec').filter(
-    (i) => /unknown field/.test(i.message) || /\.(url|secretEnv)$|^spec\.metadata/.test(i.path),
-  );
-}
-
 export function registerTemplates(app: App, ctx: DomainContext): void {
   app.openapi(list, async (c) => c.json({ templates: await ctx.templates.list() }, 200));
   app.openapi(create, async (c) => {
     const { name, spec } = c.req.valid('json');
-    checkTemplateSpec(spec);
+    const issues = templateIssues(spec);
+    if (issues[0])
+      throw new RolloutError('BAD_REQUEST', `${issues[0].path}: ${issues[0].message}`, { issues });
     return c.json({ template: await ctx.templates.put(name, spec, 'create', ctx.now()) }, 201);
   });
   app.openapi(get, async (c) => {
@@ -139,7 +114,9 @@ export function registerTemplates(app: App, ctx: DomainContext): void {
   app.openapi(update, async (c) => {
     const { name } = c.req.valid('param');
     const { spec } = c.req.valid('json');
-    checkTemplateSpec(spec);
+    const issues = templateIssues(spec);
+    if (issues[0])
+      throw new RolloutError('BAD_REQUEST', `${issues[0].path}: ${issues[0].message}`, { issues });
     return c.json({ template: await ctx.templates.put(name, spec, 'update', ctx.now()) }, 200);
   });
   app.openapi(remove, async (c) => {
