@@ -56,6 +56,20 @@ export const ConfigSchema = z.object({
     ),
   /** Folder for the private redis-server and sandbox data. Default .vane */
   dataDir: z.string().min(1).default('.vane'),
+  /** Secret of POST /api/v1/hooks/ci (HMAC-SHA256 signatures); unset means the CI webhook is off. */
+  ciWebhookSecret: z.string().min(16, 'at least 16 characters').optional(),
+  /** Slack app's signing secret for /api/v1/chatops/slack*; unset means the Slack doors are off. */
+  slackSigningSecret: z.string().min(8, 'at least 8 characters').optional(),
+  /** Comma-separated Slack user ids (U…) allowed to act (promote, approve, abort, pause, resume). Default none. */
+  slackOperators: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean),
+    ),
 });
 
 /** Settings only the YAML file can hold (structured values). */
@@ -85,7 +99,12 @@ export const ENV: Record<keyof z.infer<typeof ConfigSchema>, string> = {
   prometheusUrl: 'PROMETHEUS_URL',
   apiTokens: 'VANE_API_TOKENS',
   dataDir: 'VANE_DATA_DIR',
+  ciWebhookSecret: 'VANE_CI_WEBHOOK_SECRET',
+  slackSigningSecret: 'VANE_SLACK_SIGNING_SECRET',
+  slackOperators: 'VANE_SLACK_OPERATORS',
 };
+
+const SECRET_SETTINGS = new Set<string>(['ciWebhookSecret', 'slackSigningSecret']);
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -135,9 +154,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const key = String(issue.path[0]) as keyof typeof ENV;
     const fromEnv = env[ENV[key]] !== undefined && env[ENV[key]] !== '';
     const where = fromEnv ? ENV[key] : `${key} in ${file}`;
-    throw new ConfigError(
-      `invalid setting ${where}=${JSON.stringify(input[key])}: expected ${describeIssue(issue)}`,
-    );
+    // A secret's value never reaches an error message (and so the logs).
+    const shown = SECRET_SETTINGS.has(key) ? '(hidden)' : JSON.stringify(input[key]);
+    throw new ConfigError(`invalid setting ${where}=${shown}: expected ${describeIssue(issue)}`);
   }
   return { ...parsed.data, ...structured.data };
 }

@@ -1,5 +1,6 @@
 import { type ServerType, serve } from '@hono/node-server';
 import { newApp } from './api/app.ts';
+import { doorsFromConfig } from './api/hooks/index.ts';
 import type { Config } from './config.ts';
 import { buildDomain, type Domain } from './domain.ts';
 import { notifyProcessor } from './notify/queue.ts';
@@ -45,7 +46,7 @@ export async function startService(
       recorder,
       apiTokens: config.apiTokens,
       readiness: [{ name: 'redis', check: () => pingRedis(client) }],
-      ...(role === 'worker' ? {} : { domain: domain.ctx }),
+      ...(role === 'worker' ? {} : { domain: domain.ctx, doors: doorsFromConfig(config) }),
     });
     server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {

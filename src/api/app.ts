@@ -4,10 +4,12 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RolloutError } from '../rollouts/errors.ts';
 import { registerAnalyze } from './analyze.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
+import { registerDocs } from './docs.ts';
 import { ApiError, envelope } from './errors.ts';
 import { registerHealthz } from './health/healthz.ts';
 import { registerMetrics } from './health/metrics.ts';
 import { registerReadyz } from './health/readyz.ts';
+import { isSignedDoor, registerSignedDoors } from './hooks/index.ts';
 import { bearerAuth } from './middleware/bearer-auth.ts';
 import { requestId } from './middleware/request-id.ts';
 import { registerRolloutCommands } from './rollouts/commands.ts';
@@ -80,16 +82,20 @@ export function newApp(deps: ApiDeps): App {
   registerMetrics(app, deps);
 
   if (deps.domain) {
-    app.use('/api/*', bearerAuth({ tokens: deps.apiTokens ?? [] }));
+    const auth = bearerAuth({ tokens: deps.apiTokens ?? [] });
+    // The signed doors authenticate by their callers' signatures, not by bearer tokens.
+    app.use('/api/*', (c, next) => (isSignedDoor(c.req.path) ? next() : auth(c, next)));
+    registerSignedDoors(app, deps.domain, deps.doors ?? {});
     registerCreateRollout(app, deps.domain);
     registerListRollouts(app, deps.domain);
     registerGetRollout(app, deps.domain);
-    registerRolloutEvents(app, deps.domain);
+    registerRolloutEvents(app, deps.domain, deps.eventStreams);
     registerRolloutCommands(app, deps.domain);
     registerTemplates(app, deps.domain);
     registerAnalyze(app, deps.domain);
   }
 
+  registerDocs(app);
   app.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'vane', version: '1' } });
   return app;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/logger.ts';
 import type { Recorder } from '../observability/recorder.ts';
 import type { DomainContext } from '../rollouts/context.ts';
+import type { EventStreamOptions } from './rollouts/events.ts';
 
 /** A dependency /readyz checks; `check` rejects with the reason when it is not usable. */
 export interface ReadinessCheck {
@@ -17,6 +18,20 @@ export interface ApiDeps {
   apiTokens?: string[];
   /** The domain; without it only the health routes are served (a worker-only process). */
   domain?: DomainContext;
+  /** The doors signed by their callers (CI webhook, Slack); each is off while its secret is unset. */
+  doors?: DoorsOptions;
+  /** SSE streams: how many at once, heartbeat period. */
+  eventStreams?: EventStreamOptions;
+}
+
+/** Secrets and operators of the signed doors, from the settings (VANE_CI_WEBHOOK_SECRET, VANE_SLACK_*). */
+export interface DoorsOptions {
+  ciWebhookSecret?: string | undefined;
+  slackSigningSecret?: string | undefined;
+  /** Slack user ids allowed to act. Default none. */
+  slackOperators?: string[];
+  /** Clock (ms) of the signature time windows. Default Date.now. */
+  now?: () => number;
 }
 
 export interface AppEnv {
