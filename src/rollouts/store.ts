@@ -274,7 +274,9 @@ export class RolloutStore {
     const args: (string | number)[] = ['COUNT', count];
     if (blockMs > 0) args.push('BLOCK', blockMs);
     args.push('STREAMS', ...ids.map((id) => this.eventsKey(id)), ...ids.map((id) => cursors.get(id)!));
-    const res = (await conn.call('XREAD', ...args)) as [string, [string, string[]][]][] | null;
+    // xread (not call('XREAD')): ioredis gives the per-stream pairs only through the typed command.
+    const xread = conn.xread.bind(conn) as (...a: (string | number)[]) => Promise<unknown>;
+    const res = (await xread(...args)) as [string, [string, string[]][]][] | null;
     if (!res) return [];
     const byKey = new Map(ids.map((id) => [this.eventsKey(id), id]));
     return res.flatMap(([key, rows]) =>
