@@ -1,4 +1,9 @@
+import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { type ServerType, serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, newApp } from '../../src/api/app.ts';
 import type { ManagedProcess } from '../../src/sandbox/processes.ts';
@@ -6,6 +11,7 @@ import { buildTestDomain, type TestDomain } from '../helpers/domain.ts';
 import { startTestRedis } from '../helpers/services.ts';
 
 const SECRET = 'ci-secret-0123456789abcdef';
+const run = promisify(execFile);
 const hex = (secret: string, data: string | Buffer) =>
   createHmac('sha256', secret).update(data).digest('hex');
 
@@ -31,6 +37,12 @@ describe('POST /api/v1/hooks/ci (real Redis)', () => {
         ratings: {
           target: { namespace: 'bookinfo', virtualService: 'ratings', destinationRule: 'ratings' },
           stable: { subset: 'v1' },
+          strategy: { type: 'canary', steps: [50] },
+        },
+        details: {
+          target: { namespace: 'bookinfo', virtualService: 'details', destinationRule: 'details' },
+          stable: { subset: 'v1' },
+          canary: { subset: 'v2' },
           strategy: { type: 'canary', steps: [50] },
         },
       },
@@ -178,7 +190,7 @@ describe('POST /api/v1/hooks/ci (real Redis)', () => {
       [{ template: 'reviews', canary: {}, idempotencyKey: 'k' }, /^canary: give labels, subset or both$/],
       [
         { template: 'nope', canary: { labels: { version: 'v2' } }, idempotencyKey: 'k' },
-        /^template: no template named 'nope'; templates are: ratings, reviews/,
+        /^template: no template named 'nope'; templates are: details, ratings, reviews/,
       ],
       [
         {
@@ -204,6 +216,40 @@ describe('POST /api/v1/hooks/ci (real Redis)', () => {
     const big = await hub(JSON.stringify({ template: 'reviews', pad: 'x'.repeat(300_000) }));
     expect(big.status).toBe(400);
     expect((await error(big)).message).toMatch(/^body: at most 262144 bytes/);
+  });
+
+  it('the curl + openssl example of docs/CHATOPS.md works as written, both schemes, over a real socket', async () => {
+    const doc = readFileSync(new URL('../../docs/CHATOPS.md', import.meta.url), 'utf8');
+    const block =
+      /<!-- ci-webhook-example:start -->\n```sh\n([\s\S]*?)```\n<!-- ci-webhook-example:end -->/.exec(doc);
+    expect(block).toBeTruthy();
+    const server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const { stdout } = await run('sh', ['-ec', block![1]!], {
+        env: {
+          PATH: process.env.PATH,
+          VANE_URL: `http://127.0.0.1:${port}`,
+          VANE_CI_WEBHOOK_SECRET: SECRET,
+          SERVICE: 'details',
+          VERSION: 'v2',
+          PIPELINE_ID: 'pipeline-4711',
+        },
+        timeout: 30_000,
+      });
+      const answers = stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as RolloutBody);
+      expect(answers).toHaveLength(2);
+      expect(answers[0]!.rollout.id).toMatch(/^ro-/);
+      expect(answers[1]!.rollout.id).toBe(answers[0]!.rollout.id);
+      expect(answers[0]!.rollout.spec.metadata.triggeredBy).toBe('ci-webhook');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('says which setting turns it on when no secret is configured', async () => {
