@@ -208,6 +208,13 @@ describe('SSE event streams over a real socket (real Redis)', () => {
       expect(body.error.code).toBe('BAD_REQUEST');
       expect(body.error.message).toMatch(new RegExp(`^${field}: `));
     }
+    // An empty Last-Event-ID (a client that saw nothing yet) is no id: the whole history follows.
+    const fresh = await SseClient.open(`${base}/api/v1/rollouts/${rollout.id}/events`, {
+      'Last-Event-ID': '',
+    });
+    expect(fresh.status).toBe(200);
+    await fresh.until(() => fresh.events().length === 1);
+    fresh.close();
     // The JSON form of the route refuses it too (it used to answer 500).
     const json = await fetch(`${base}/api/v1/rollouts/${rollout.id}/events?after=zzz`);
     expect(json.status).toBe(400);

@@ -80,6 +80,8 @@ export async function runBlockAction(
 export function registerSlackInteractive(app: App, ctx: DomainContext, opts: SlackDoorOptions): void {
   app.openAPIRegistry.registerPath({
     method: 'post',
+    // Authenticated by the caller's signature over the body, not by a bearer token.
+    security: [],
     path: '/api/v1/chatops/slack/interactive',
     summary: 'Slack interactivity: Approve / Abort buttons of gate notifications, signed by Slack',
     request: {

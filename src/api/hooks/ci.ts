@@ -100,6 +100,8 @@ export function registerCiHook(app: App, ctx: DomainContext, opts: CiHookOptions
   const now = opts.now ?? Date.now;
   app.openAPIRegistry.registerPath({
     method: 'post',
+    // Authenticated by the caller's signature over the body, not by a bearer token.
+    security: [],
     path: '/api/v1/hooks/ci',
     summary:
       'Start a rollout from a template, signed by a CI system (X-Hub-Signature-256 or X-Vane-Signature)',

@@ -92,14 +92,15 @@ const isEnd = (e: RolloutEvent) => e.type === 'transition' && e.to !== undefined
 
 /** Where a stream starts: Last-Event-ID (a reconnecting EventSource) over `?after=`; a malformed one is a 400. */
 function resumeFrom(c: Context<AppEnv>, after: string | undefined): string | undefined {
-  const last = c.req.header('last-event-id');
-  if (last !== undefined && !STREAM_ID.test(last.trim())) {
+  // An empty Last-Event-ID is what a client that has seen nothing sends: the same as none.
+  const last = c.req.header('last-event-id')?.trim() || undefined;
+  if (last !== undefined && !STREAM_ID.test(last)) {
     throw new ApiError(
       'BAD_REQUEST',
       `Last-Event-ID: expected ${STREAM_ID_HINT}, not '${last.slice(0, 60)}'`,
     );
   }
-  return last?.trim() || after;
+  return last ?? after;
 }
 
 /** A counter of open streams with a ceiling; over it a client gets 503 with Retry-After. */
@@ -155,6 +156,9 @@ async function pump(
   const cursors = new Map<string, string>();
   let lastWrite = Date.now();
   try {
+    // Sent at once so that the headers go out now, not with the first event or heartbeat; it also
+    // tells EventSource how long to wait before reconnecting.
+    await stream.write('retry: 3000\n\n');
     while (!gone) {
       const { block } = await opts.refresh(cursors);
       const untilBeat = opts.heartbeatMs - (Date.now() - lastWrite);
