@@ -32,6 +32,8 @@ export interface DoorsOptions {
   slackOperators?: string[];
   /** Clock (ms) of the signature time windows. Default Date.now. */
   now?: () => number;
+  /** The only origin Slack follow-ups (response_url) go to. Default https://hooks.slack.com. */
+  slackResponseOrigin?: string;
 }
 
 export interface AppEnv {

@@ -1,11 +1,13 @@
 import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, newApp } from '../../src/api/app.ts';
 import { GateStore } from '../../src/notify/gates.ts';
 import { SLACK_ACTIONS, slackMessage, validateSlackMessage } from '../../src/notify/slack.ts';
 import type { ManagedProcess } from '../../src/sandbox/processes.ts';
 import { buildTestDomain, specFor, type TestDomain } from '../helpers/domain.ts';
-import { startTestRedis } from '../helpers/services.ts';
+import { eventually, startTestRedis } from '../helpers/services.ts';
 
 const SECRET = 'slack-signing-secret-42';
 const OPERATOR = 'U0OPERATOR';
@@ -27,7 +29,32 @@ describe('Slack doors (real Redis)', () => {
   let domain: TestDomain;
   let app: App;
   let gates: GateStore;
+  // A real HTTP receiver standing in for Slack's response_url host, and one that is not Slack.
+  const received: { path: string; body: Record<string, unknown> }[] = [];
+  const foreign: unknown[] = [];
+  let slackHost: Server;
+  let otherHost: Server;
+  let slackOrigin = '';
+  let otherOrigin = '';
+  const listen = (sink: (path: string, body: Record<string, unknown>) => void) =>
+    new Promise<Server>((resolve) => {
+      const s = createServer((req, res) => {
+        let data = '';
+        req.on('data', (d) => {
+          data += d;
+        });
+        req.on('end', () => {
+          sink(req.url ?? '', JSON.parse(data) as Record<string, unknown>);
+          res.end('ok');
+        });
+      });
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    });
   beforeAll(async () => {
+    slackHost = await listen((path, body) => received.push({ path, body }));
+    otherHost = await listen((_, body) => foreign.push(body));
+    slackOrigin = `http://127.0.0.1:${(slackHost.address() as AddressInfo).port}`;
+    otherOrigin = `http://127.0.0.1:${(otherHost.address() as AddressInfo).port}`;
     redis = await startTestRedis();
     domain = buildTestDomain({ redisUrl: redis.url });
     gates = new GateStore(domain.redis, domain.prefix);
@@ -38,10 +65,16 @@ describe('Slack doors (real Redis)', () => {
       readiness: [],
       domain: domain.ctx,
       apiTokens: ['api-token-1'],
-      doors: { slackSigningSecret: SECRET, slackOperators: [OPERATOR, 'U0OTHER'] },
+      doors: {
+        slackSigningSecret: SECRET,
+        slackOperators: [OPERATOR, 'U0OTHER'],
+        slackResponseOrigin: slackOrigin,
+      },
     });
   });
   afterAll(async () => {
+    await new Promise((r) => slackHost?.close(r));
+    await new Promise((r) => otherHost?.close(r));
     await domain?.close();
     await redis?.stop();
   });
@@ -81,7 +114,12 @@ describe('Slack doors (real Redis)', () => {
     expect(res.status).toBe(200);
     return (await res.json()) as Reply;
   };
-  const click = async (actionId: string, value: string, user = OPERATOR) => {
+  const click = async (
+    actionId: string,
+    value: string,
+    user = OPERATOR,
+    extra: { response_url?: string; message?: unknown } = {},
+  ) => {
     const payload = {
       type: 'block_actions',
       user: { id: user, username: 'alice', name: 'alice', team_id: 'T1' },
@@ -89,6 +127,7 @@ describe('Slack doors (real Redis)', () => {
       container: { type: 'message' },
       actions: [{ action_id: actionId, block_id: 'b', value, type: 'button', action_ts: '1' }],
       response_url: 'https://hooks.slack.com/actions/T1/1/x',
+      ...extra,
     };
     const res = await signed(
       '/api/v1/chatops/slack/interactive',
@@ -295,6 +334,50 @@ describe('Slack doors (real Redis)', () => {
 
     const junk = await signed('/api/v1/chatops/slack/interactive', 'payload=not-json');
     expect(((await junk.json()) as Reply).text).toContain('payload: not valid JSON');
+  });
+
+  it("a click's outcome goes to response_url on Slack's host only: the buttons replaced by who did what, refusals to the clicker", async () => {
+    const r = await start('follow');
+    const held = { ...r, gate: { key: 'confirm-promotion', since: Date.now(), message: 'waiting' } };
+    const msg = slackMessage(held, {
+      time: Date.now(),
+      type: 'gate',
+      reason: 'waiting at confirm-promotion: no approval yet',
+    });
+    const actions = msg.blocks?.find((b) => b.type === 'actions');
+    if (actions?.type !== 'actions') throw new Error('no actions block');
+    const value = actions.elements[0]!.value;
+
+    await click(SLACK_ACTIONS.approve, value, OPERATOR, {
+      response_url: `${otherOrigin}/steal`,
+      message: msg,
+    });
+    await click(SLACK_ACTIONS.approve, value, READER, {
+      response_url: `${slackOrigin}/actions/1`,
+      message: msg,
+    });
+    await eventually(async () => (received.length >= 1 ? true : undefined), 10_000);
+    expect(received[0]).toMatchObject({
+      path: '/actions/1',
+      body: { replace_original: false, response_type: 'ephemeral' },
+    });
+    expect(String(received[0]!.body.text)).toContain('not a vane operator');
+
+    await click(SLACK_ACTIONS.approve, value, OPERATOR, {
+      response_url: `${slackOrigin}/actions/2`,
+      message: msg,
+    });
+    await eventually(async () => (received.length >= 2 ? true : undefined), 10_000);
+    const done = received[1]!.body as {
+      replace_original: boolean;
+      blocks: { type: string; elements?: { text: string }[] }[];
+    };
+    expect(received[1]!.path).toBe('/actions/2');
+    expect(done.replace_original).toBe(true);
+    expect(done.blocks.map((b) => b.type)).toEqual(['section', 'section', 'context', 'context']);
+    expect(done.blocks.at(-1)!.elements![0]!.text).toContain(`<@${OPERATOR}> approved confirm-promotion`);
+    // The response_url on another host got nothing.
+    expect(foreign).toEqual([]);
   });
 
   it('says which setting turns the doors on when no signing secret is configured', async () => {

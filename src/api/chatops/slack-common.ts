@@ -19,6 +19,8 @@ export interface SlackDoorOptions {
   operators?: readonly string[];
   /** Clock (ms) for the replay window. Default Date.now. */
   now?: () => number;
+  /** The only origin a click's follow-up (response_url) is posted to. Default https://hooks.slack.com. */
+  responseUrlOrigin?: string;
 }
 
 /** A reply in Slack's response format; errors are ephemeral (only the caller sees them). */

@@ -31,13 +31,69 @@ const BlockActionsSchema = z.object({
     .array(z.object({ action_id: z.string().max(255), value: z.string().max(2000).optional() }))
     .min(1)
     .max(25),
+  /** Where a follow-up message goes (Slack ignores the HTTP answer to a click). */
+  response_url: z.string().max(2000).optional(),
+  /** The message the button was on. */
+  message: z.object({ blocks: z.array(z.record(z.string(), z.unknown())).max(50).optional() }).optional(),
 });
+
+type BlockActions = z.infer<typeof BlockActionsSchema>;
+
+/**
+ * Posts the outcome of a click to Slack's response_url, only when it is on `origin` (Slack's own
+ * host), with a deadline and no redirects; never throws. A click that acted replaces the message
+ * with its buttons gone and who did what in their place (no second click on a used gate); a refusal
+ * is shown to the clicker alone.
+ */
+export async function followUp(
+  payload: BlockActions,
+  answer: SlackReply,
+  opts: { origin: string; timeoutMs?: number; log: { warn(o: object, msg: string): void } },
+): Promise<void> {
+  if (!payload.response_url) return;
+  let url: URL;
+  try {
+    url = new URL(payload.response_url);
+  } catch {
+    return;
+  }
+  if (url.origin !== opts.origin) {
+    opts.log.warn({ origin: url.origin }, 'Slack response_url is not on Slack; no follow-up sent');
+    return;
+  }
+  const acted = answer.response_type === 'in_channel';
+  const kept = (payload.message?.blocks ?? []).filter((b) => b.type !== 'actions');
+  const message = acted
+    ? {
+        replace_original: true,
+        text: answer.text,
+        blocks: [
+          ...kept,
+          { type: 'context', elements: [{ type: 'mrkdwn', text: answer.text.slice(0, 3000) }] },
+        ],
+      }
+    : { replace_original: false, response_type: 'ephemeral', text: answer.text };
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(message),
+      redirect: 'error',
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 3_000),
+    });
+    await res.body?.cancel();
+    if (!res.ok) opts.log.warn({ status: res.status }, 'Slack refused the follow-up message');
+  } catch (e) {
+    // The URL is a credential of sorts: only the error's name and message are logged.
+    opts.log.warn({ error: (e as Error).name, message: (e as Error).message }, 'Slack follow-up failed');
+  }
+}
 
 /** Carries out one button click (Approve / Abort on a gate notification) for a verified Slack user. */
 export async function runBlockAction(
   ctx: DomainContext,
   opts: SlackDoorOptions,
-  payload: z.infer<typeof BlockActionsSchema>,
+  payload: BlockActions,
 ): Promise<SlackReply> {
   if (payload.type !== 'block_actions') {
     return reply(`:x: vane handles block_actions only, not ${escapeSlack(payload.type)}`);
@@ -116,6 +172,12 @@ export function registerSlackInteractive(app: App, ctx: DomainContext, opts: Sla
       const i = parsed.error.issues[0]!;
       return c.json(reply(`:x: payload.${i.path.join('.')}: ${i.message}`), 200);
     }
-    return c.json(await withinBudget(c, () => runBlockAction(ctx, opts, parsed.data)), 200);
+    const answer = await withinBudget(c, () => runBlockAction(ctx, opts, parsed.data));
+    // Sent after the answer, so Slack's 3 s are not spent on it.
+    void followUp(parsed.data, answer, {
+      origin: opts.responseUrlOrigin ?? 'https://hooks.slack.com',
+      log: c.get('logger') ?? ctx.logger,
+    });
+    return c.json(answer, 200);
   });
 }

@@ -20,6 +20,7 @@ export function registerSignedDoors(app: App, ctx: DomainContext, doors: DoorsOp
     signingSecret: doors.slackSigningSecret,
     operators: doors.slackOperators ?? [],
     now,
+    ...(doors.slackResponseOrigin ? { responseUrlOrigin: doors.slackResponseOrigin } : {}),
   };
   registerSlackCommands(app, ctx, slack);
   registerSlackInteractive(app, ctx, slack);
