@@ -1,3 +1,10 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type ServerType, serve } from '@hono/node-server';
 import { describe, expect, it } from 'vitest';
 import { newApp } from '../../src/api/app.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -60,4 +67,37 @@ describe('/docs and /openapi.json', () => {
     };
     expect(Object.keys(events.responses['200']!.content)).toEqual(['application/json', 'text/event-stream']);
   });
+
+  it('renders in a real browser that can reach nothing but vane', async () => {
+    const server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    const profile = mkdtempSync(join(tmpdir(), 'vane-chromium-'));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      expect(existsSync('/usr/bin/chromium')).toBe(true);
+      const { stdout } = await promisify(execFile)(
+        '/usr/bin/chromium',
+        [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          `--user-data-dir=${profile}`,
+          // Every host but vane's is unresolvable: a CDN asset would not load.
+          '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+          '--virtual-time-budget=10000',
+          '--dump-dom',
+          `http://127.0.0.1:${port}/docs`,
+        ],
+        { timeout: 60_000, maxBuffer: 20 * 1024 * 1024 },
+      );
+      // Swagger UI ran: the operations are rendered from /openapi.json.
+      expect(stdout).toContain('opblock');
+      expect(stdout).toContain('/api/v1/hooks/ci');
+      expect(stdout).toContain('/api/v1/chatops/slack/interactive');
+    } finally {
+      server.close();
+      rmSync(profile, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
