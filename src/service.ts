@@ -38,6 +38,8 @@ export async function startService(
   });
 
   let server: ServerType | undefined;
+  // Ends open event streams at shutdown; otherwise they would hold server.close() to the timeout.
+  const streams = new AbortController();
   let port: number | undefined;
   // Workers serve /healthz, /readyz and /metrics too, for probes and for queue metrics.
   {
@@ -46,7 +48,9 @@ export async function startService(
       recorder,
       apiTokens: config.apiTokens,
       readiness: [{ name: 'redis', check: () => pingRedis(client) }],
-      ...(role === 'worker' ? {} : { domain: domain.ctx, doors: doorsFromConfig(config) }),
+      ...(role === 'worker'
+        ? {}
+        : { domain: domain.ctx, doors: doorsFromConfig(config), eventStreams: { signal: streams.signal } }),
     });
     server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
@@ -91,6 +95,7 @@ export async function startService(
     shutdown(reason) {
       stopping ??= (async () => {
         log.info({ reason }, 'shutting down');
+        streams.abort();
         const closeServer = server
           ? new Promise<void>((resolve) => {
               server!.close(() => resolve());

@@ -237,6 +237,30 @@ describe('SSE event streams over a real socket (real Redis)', () => {
     }, 10_000);
   });
 
+  it('ends every open stream when the process shuts down (the signal), so the server can close', async () => {
+    const stop = new AbortController();
+    const other = newApp({
+      logger: domain.ctx.logger,
+      recorder: domain.ctx.recorder,
+      readiness: [],
+      domain: domain.ctx,
+      eventStreams: { signal: stop.signal },
+    });
+    const srv = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: other.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+    const { rollout } = await startRollout({ ctx: domain.ctx, input: specFor('shutdown') });
+    const one = await SseClient.open(`${url}/api/v1/rollouts/${rollout.id}/events`);
+    const all = await SseClient.open(`${url}/api/v1/events`);
+    await one.until(() => one.events().length === 1);
+    stop.abort();
+    await one.until(() => one.closed);
+    await all.until(() => all.closed);
+    const closed = new Promise<void>((resolve) => srv.close(() => resolve()));
+    await closed;
+  });
+
   it('GET /api/v1/events streams every rollout’s events, new rollouts included, and resumes after Last-Event-ID', async () => {
     const { rollout: old } = await startRollout({ ctx: domain.ctx, input: specFor('details') });
     const all = await SseClient.open(`${base}/api/v1/events`);

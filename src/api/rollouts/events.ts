@@ -78,6 +78,8 @@ export interface EventStreamOptions {
   heartbeatMs?: number;
   /** Longest wait of one blocking read of the all-rollouts stream (new rollouts are noticed at this pace). Default 2 s. */
   discoverMs?: number;
+  /** Aborted at shutdown: every open stream ends (clients resume elsewhere with Last-Event-ID), so the server can close. */
+  signal?: AbortSignal;
 }
 
 type Row = { rolloutId: string; event: RolloutEvent & { id: string } };
@@ -141,6 +143,7 @@ async function pump(
   opts: {
     maxBlockMs: number;
     heartbeatMs: number;
+    signal?: AbortSignal | undefined;
     /** Before each read: the rollouts to read (id → cursor), and whether to block. */
     refresh(cursors: Map<string, string>): Promise<{ block: boolean }>;
     /** After each read: whether the stream is over. */
@@ -149,10 +152,13 @@ async function pump(
 ): Promise<void> {
   const conn = ctx.store.blockingConnection(opts.maxBlockMs);
   let gone = false;
-  stream.onAbort(() => {
+  const stop = () => {
     gone = true;
     conn.disconnect();
-  });
+  };
+  stream.onAbort(stop);
+  if (opts.signal?.aborted) stop();
+  opts.signal?.addEventListener('abort', stop, { once: true });
   const cursors = new Map<string, string>();
   let lastWrite = Date.now();
   try {
@@ -191,6 +197,7 @@ async function pump(
       });
     }
   } finally {
+    opts.signal?.removeEventListener('abort', stop);
     gone = true;
     conn.disconnect();
   }
@@ -218,6 +225,7 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
         await pump(ctx, stream, {
           maxBlockMs: heartbeatMs,
           heartbeatMs,
+          signal: opts.signal,
           refresh: async (cursors) => {
             if (!cursors.has(id)) cursors.set(id, from);
             return { block: !ending };
@@ -268,6 +276,7 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
         await pump(ctx, stream, {
           maxBlockMs: discoverMs,
           heartbeatMs,
+          signal: opts.signal,
           refresh: async (cursors) => {
             const now = Date.now();
             const [ids, fresh] = await Promise.all([
