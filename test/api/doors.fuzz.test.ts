@@ -180,7 +180,7 @@ describe('the doors under malformed input (fast-check, real Redis)', () => {
   it('malformed after / Last-Event-ID on the event routes: 400 in the envelope', async () => {
     const bad = fc
       .string({ maxLength: 40 })
-      .filter((s) => s.trim() !== '' && !/^\d{1,16}-\d{1,16}$/.test(s.trim()));
+      .filter((s) => s.trim() !== '' && !/^\d{1,16}-\d{1,16}(@ro-[a-f0-9]{1,40})?$/.test(s.trim()));
     await fc.assert(
       fc.asyncProperty(
         bad,

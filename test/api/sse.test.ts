@@ -283,15 +283,61 @@ describe('SSE event streams over a real socket (real Redis)', () => {
       'transition:rolling-back',
       'transition:failed',
     ]);
-    // Every message's id is its event's stream id.
-    for (const m of all.messages.filter((x) => x.data)) expect(JSON.parse(m.data!).id).toBe(m.id);
-    const firstTwo = all.events().slice(0, 2);
+    // Every message's id is its event's id and its rollout's, and it names the rollout's namespace.
+    for (const m of all.messages.filter((x) => x.data)) {
+      const e = JSON.parse(m.data!) as { id: string; rolloutId: string };
+      expect(m.id).toBe(`${e.id}@${e.rolloutId}`);
+      expect(JSON.parse(m.data!).namespace).toBe('bookinfo');
+    }
+    const firstTwo = all.messages
+      .filter((x) => x.data)
+      .slice(0, 2)
+      .map((x) => ({ ...JSON.parse(x.data!), mid: x.id! }));
     all.close();
 
-    const resumed = await SseClient.open(`${base}/api/v1/events`, { 'Last-Event-ID': firstTwo[0]!.id });
-    await resumed.until(() => resumed.events().some((e) => e.to === 'failed' || e.id === firstTwo[1]!.id));
-    expect(resumed.events().map((e) => e.id)).not.toContain(firstTwo[0]!.id);
-    expect(resumed.events().map((e) => e.id)).toContain(firstTwo[1]!.id);
+    // ?namespace= keeps only that namespace's rollouts.
+    const elsewhere = await SseClient.open(`${base}/api/v1/events?namespace=shop`);
+    const here = await SseClient.open(`${base}/api/v1/events?namespace=bookinfo`);
+    await here.until((m) => m.some((x) => x.comment === 'heartbeat'));
+    await elsewhere.until((m) => m.some((x) => x.comment === 'heartbeat'));
+    await move(old.id, 'progressing');
+    await here.until(() => here.events().some((e) => e.rolloutId === old.id && e.to === 'progressing'));
+    await elsewhere.until((m) => m.filter((x) => x.comment === 'heartbeat').length >= 3);
+    expect(elsewhere.events()).toEqual([]);
+    here.close();
+    elsewhere.close();
+
+    const resumed = await SseClient.open(`${base}/api/v1/events`, { 'Last-Event-ID': firstTwo[0]!.mid });
+    const mids = () => resumed.events().map((e) => `${e.id}@${e.rolloutId}`);
+    await resumed.until(
+      () => mids().includes(firstTwo[1]!.mid) && resumed.events().some((e) => e.to === 'failed'),
+    );
+    expect(mids()).not.toContain(firstTwo[0]!.mid);
     resumed.close();
+  });
+  it('GET /api/v1/events resumes exactly when two rollouts have events with the same id (the same millisecond)', async () => {
+    const a = (await startRollout({ ctx: domain.ctx, input: specFor('tie-a') })).rollout.id;
+    const b = (await startRollout({ ctx: domain.ctx, input: specFor('tie-b') })).rollout.id;
+    const [first, second] = [a, b].sort();
+    // Just ahead of the newest event: the stream holds events back until Redis's clock passes them.
+    const t = (await domain.ctx.store.serverTimeMs()) + 300;
+    const at = (id: string, seq: number) =>
+      domain.redis.xadd(
+        domain.ctx.store.eventsKey(id),
+        `${t}-${seq}`,
+        'e',
+        JSON.stringify({ time: t, type: 'error', reason: `tie ${seq} of ${id}` }),
+      );
+    await at(first!, 0);
+    await at(second!, 0);
+    await at(first!, 1);
+    // Seen: the first rollout's event t-0. Owed: the second's t-0 (same id), then the first's t-1.
+    const c = await SseClient.open(`${base}/api/v1/events`, { 'Last-Event-ID': `${t}-0@${first}` });
+    await c.until(() => c.events().length >= 2);
+    expect(c.events().map((e) => [e.rolloutId, e.id])).toEqual([
+      [second, `${t}-0`],
+      [first, `${t}-1`],
+    ]);
+    c.close();
   });
 });

@@ -20,6 +20,13 @@ const AfterQuery = z
   .optional()
   .openapi({ description: 'Only events after this event id (for polling or resuming)' });
 
+/**
+ * A message id of the all-rollouts stream: `<event id>@<rollout id>`. Events of two rollouts may
+ * share an event id (the same millisecond), so the rollout breaks the tie and resuming loses none.
+ */
+const FEED_ID = /^(\d{1,16})-(\d{1,16})(?:@(ro-[a-f0-9]{1,40}))?$/;
+const FEED_ID_HINT = 'a message id like 1718000000000-0@ro-3f2a9c1b (the id of the last message seen)';
+
 const route = createRoute({
   method: 'get',
   path: '/api/v1/rollouts/{id}/events',
@@ -56,15 +63,26 @@ const allRoute = createRoute({
   path: '/api/v1/events',
   summary: "Every rollout's events as they happen (SSE), for dashboards and bots",
   request: {
-    query: z.object({ after: AfterQuery }),
+    query: z.object({
+      after: z
+        .string()
+        .regex(FEED_ID, FEED_ID_HINT)
+        .optional()
+        .openapi({ description: 'Only events after this message id (or event id)' }),
+      namespace: z
+        .string()
+        .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name')
+        .optional()
+        .openapi({ description: 'Only rollouts whose target is in this namespace' }),
+    }),
     headers: z.object({
-      'last-event-id': z.string().optional().openapi({ description: 'Resume after this event id' }),
+      'last-event-id': z.string().optional().openapi({ description: 'Resume after this message id' }),
     }),
   },
   responses: {
     200: {
       description:
-        'SSE messages: id = the event id, data = the event with its rolloutId; a heartbeat comment every 15 s',
+        'SSE messages: id = `<event id>@<rollout id>`, data = the event with its rolloutId and namespace; a heartbeat comment every 15 s',
       content: { 'text/event-stream': { schema: z.string() } },
     },
     ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'UNAVAILABLE'),
@@ -84,6 +102,13 @@ export interface EventStreamOptions {
 
 type Row = { rolloutId: string; event: RolloutEvent & { id: string } };
 
+/** The event id just before `id` in a stream, so that a read "after" it includes `id` itself. */
+function justBefore(id: string): string {
+  const [ms, seq] = id.split('-') as [string, string];
+  if (seq !== '0') return `${ms}-${BigInt(seq) - 1n}`;
+  return ms === '0' ? '0-0' : `${BigInt(ms) - 1n}-18446744073709551615`;
+}
+
 function compareIds(a: string, b: string): number {
   const [am, as] = a.split('-').map(Number) as [number, number];
   const [bm, bs] = b.split('-').map(Number) as [number, number];
@@ -93,14 +118,15 @@ function compareIds(a: string, b: string): number {
 const isEnd = (e: RolloutEvent) => e.type === 'transition' && e.to !== undefined && isTerminal(e.to);
 
 /** Where a stream starts: Last-Event-ID (a reconnecting EventSource) over `?after=`; a malformed one is a 400. */
-function resumeFrom(c: Context<AppEnv>, after: string | undefined): string | undefined {
+function resumeFrom(
+  c: Context<AppEnv>,
+  after: string | undefined,
+  format: { pattern: RegExp; hint: string } = { pattern: STREAM_ID, hint: STREAM_ID_HINT },
+): string | undefined {
   // An empty Last-Event-ID is what a client that has seen nothing sends: the same as none.
   const last = c.req.header('last-event-id')?.trim() || undefined;
-  if (last !== undefined && !STREAM_ID.test(last)) {
-    throw new ApiError(
-      'BAD_REQUEST',
-      `Last-Event-ID: expected ${STREAM_ID_HINT}, not '${last.slice(0, 60)}'`,
-    );
+  if (last !== undefined && !format.pattern.test(last)) {
+    throw new ApiError('BAD_REQUEST', `Last-Event-ID: expected ${format.hint}, not '${last.slice(0, 60)}'`);
   }
   return last ?? after;
 }
@@ -137,6 +163,9 @@ function streamSlots(max: number) {
  * follow (and from where), every read is bounded, a heartbeat comment goes out when nothing else
  * did for `heartbeatMs`, and the connection is dropped as soon as the client goes away.
  */
+/** Events read per rollout per round. */
+const READ_COUNT = 100;
+
 async function pump(
   ctx: DomainContext,
   stream: SSEStreamingApi,
@@ -144,10 +173,18 @@ async function pump(
     maxBlockMs: number;
     heartbeatMs: number;
     signal?: AbortSignal | undefined;
-    /** Before each read: the rollouts to read (id → cursor), and whether to block. */
-    refresh(cursors: Map<string, string>): Promise<{ block: boolean }>;
+    /**
+     * Before each read: the rollouts to read (id → cursor), whether to block, and (several
+     * rollouts) the Redis time up to which every event is known: later ones wait for the next round,
+     * so messages go out in (event id, rollout id) order even when a rollout is discovered late.
+     */
+    refresh(cursors: Map<string, string>): Promise<{ block: boolean; settledBefore?: number }>;
     /** After each read: whether the stream is over. */
     delivered(rows: Row[], cursors: Map<string, string>): Promise<boolean>;
+    /** The namespace of a followed rollout, sent with each of its events. */
+    namespaceOf(rolloutId: string): string | undefined;
+    /** The SSE id of a message. Default: the event's id. */
+    messageId?(row: Row): string;
   },
 ): Promise<void> {
   const conn = ctx.store.blockingConnection(opts.maxBlockMs);
@@ -165,19 +202,46 @@ async function pump(
     // Sent at once so that the headers go out now, not with the first event or heartbeat; it also
     // tells EventSource how long to wait before reconnecting.
     await stream.write('retry: 3000\n\n');
+    const pending: Row[] = [];
     while (!gone) {
-      const { block } = await opts.refresh(cursors);
+      const { block, settledBefore } = await opts.refresh(cursors);
       const untilBeat = opts.heartbeatMs - (Date.now() - lastWrite);
-      const blockMs = block ? Math.max(1, Math.min(opts.maxBlockMs, untilBeat)) : 0;
-      const rows = await ctx.store.readEventsAfter(conn, cursors, { blockMs, count: 100 });
-      rows.sort((a, b) => compareIds(a.event.id, b.event.id));
+      // Rows held back are released by the next round's clock: do not wait for more before it.
+      const blockMs = !block ? 0 : pending.length > 0 ? 1 : Math.max(1, Math.min(opts.maxBlockMs, untilBeat));
+      const rows = await ctx.store.readEventsAfter(conn, cursors, { blockMs, count: READ_COUNT });
+      const perRollout = new Map<string, number>();
       for (const row of rows) {
+        cursors.set(row.rolloutId, row.event.id);
+        perRollout.set(row.rolloutId, (perRollout.get(row.rolloutId) ?? 0) + 1);
+      }
+      pending.push(...rows);
+      pending.sort(
+        (a, b) =>
+          compareIds(a.event.id, b.event.id) ||
+          (a.rolloutId < b.rolloutId ? -1 : a.rolloutId > b.rolloutId ? 1 : 0),
+      );
+      let boundary = settledBefore === undefined ? undefined : `${settledBefore}-0`;
+      // A rollout read to the batch limit may have more events below the boundary: wait for them.
+      for (const [id, n] of perRollout) {
+        const last = cursors.get(id)!;
+        if (n >= READ_COUNT && (boundary === undefined || compareIds(last, boundary) < 0)) boundary = last;
+      }
+      let ready = pending.length;
+      if (boundary !== undefined) {
+        const edge = boundary;
+        ready = pending.findIndex((r) => compareIds(r.event.id, edge) >= 0);
+        if (ready < 0) ready = pending.length;
+      }
+      for (const row of pending.splice(0, ready)) {
         if (gone) return;
         await stream.writeSSE({
-          id: row.event.id,
-          data: JSON.stringify({ rolloutId: row.rolloutId, ...row.event }),
+          id: opts.messageId?.(row) ?? row.event.id,
+          data: JSON.stringify({
+            rolloutId: row.rolloutId,
+            namespace: opts.namespaceOf(row.rolloutId),
+            ...row.event,
+          }),
         });
-        cursors.set(row.rolloutId, row.event.id);
         lastWrite = Date.now();
       }
       if (await opts.delivered(rows, cursors)) return;
@@ -230,6 +294,7 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
             if (!cursors.has(id)) cursors.set(id, from);
             return { block: !ending };
           },
+          namespaceOf: () => start.spec.target.namespace,
           delivered: async (rows) => {
             const end = rows.find((r) => isEnd(r.event));
             if (end || (ending && rows.length === 0)) {
@@ -258,17 +323,23 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
   });
 
   app.openapi(allRoute, async (c) => {
-    const from = resumeFrom(c, c.req.valid('query').after);
+    const { after, namespace } = c.req.valid('query');
+    const from = resumeFrom(c, after, { pattern: FEED_ID, hint: FEED_ID_HINT });
     const release = slots.acquire(c);
     const startMs = await ctx.store.serverTimeMs().catch((e) => {
       release();
       throw e;
     });
-    const start = from ?? `${startMs}-0`;
+    const m = from ? FEED_ID.exec(from) : null;
+    const start = m ? `${m[1]}-${m[2]}` : `${startMs}-0`;
+    // Resuming after (id, rollout R): a rollout ordered after R may still owe an event with that very id.
+    const resumeAt = (rolloutId: string) => (m?.[3] && rolloutId > m[3] ? justBefore(start) : start);
     // Rollouts followed now, and the last event id delivered of every rollout seen (so one that
     // shows up again is not replayed).
     const following = new Set<string>();
     const seen = new Map<string, string>();
+    // Each rollout's namespace, looked up once when it is first seen ('' for one that is gone).
+    const namespaces = new Map<string, string>();
     let active = new Set<string>();
     let discoveredFrom = (from ? Number(start.split('-')[0]) : startMs) - 10_000;
     return streamSSE(c, async (stream) => {
@@ -279,6 +350,8 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
           signal: opts.signal,
           refresh: async (cursors) => {
             const now = Date.now();
+            // Taken before discovery: every rollout with an event before it is found below.
+            const settledBefore = await ctx.store.serverTimeMs();
             const [ids, fresh] = await Promise.all([
               ctx.store.activeIds(),
               ctx.store.createdSince(discoveredFrom),
@@ -286,13 +359,19 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
             // Clocks of API processes may differ a little: look back a margin, `seen` drops repeats.
             discoveredFrom = now - 10_000;
             active = new Set(ids);
-            for (const id of [...ids, ...fresh]) {
-              if (following.has(id)) continue;
+            const candidates = [...new Set([...ids, ...fresh])].filter((id) => !following.has(id));
+            const unknown = candidates.filter((id) => !namespaces.has(id));
+            const docs = await Promise.all(unknown.map((id) => ctx.store.get(id)));
+            for (const [i, id] of unknown.entries()) namespaces.set(id, docs[i]?.spec.target.namespace ?? '');
+            for (const id of candidates) {
+              if (namespace && namespaces.get(id) !== namespace) continue;
               following.add(id);
-              cursors.set(id, seen.get(id) ?? start);
+              cursors.set(id, seen.get(id) ?? resumeAt(id));
             }
-            return { block: true };
+            return { block: true, settledBefore };
           },
+          namespaceOf: (id) => namespaces.get(id) || undefined,
+          messageId: (row) => `${row.event.id}@${row.rolloutId}`,
           delivered: async (rows, cursors) => {
             const got = new Set(rows.map((r) => r.rolloutId));
             for (const r of rows) seen.set(r.rolloutId, r.event.id);
@@ -305,10 +384,12 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
                 cursors.delete(id);
               }
             }
-            if (seen.size > 10_000) {
-              for (const id of seen.keys()) {
-                if (seen.size <= 5_000) break;
-                if (!following.has(id)) seen.delete(id);
+            // Bounded memory on a stream left open for weeks: forget rollouts long gone.
+            for (const memo of [seen, namespaces] as Map<string, string>[]) {
+              if (memo.size <= 10_000) continue;
+              for (const id of memo.keys()) {
+                if (memo.size <= 5_000) break;
+                if (!following.has(id) && !active.has(id)) memo.delete(id);
               }
             }
             return false;
