@@ -253,6 +253,64 @@ export class RolloutStore {
     await pipe.exec();
   }
 
+  /** Ids of the rollouts that have not ended. */
+  async activeIds(): Promise<string[]> {
+    const phases = PHASES.filter((p) => !isTerminal(p));
+    const pipe = this.redis.pipeline();
+    for (const p of phases) pipe.smembers(this.phaseKey(p));
+    const res = (await pipe.exec()) ?? [];
+    return res.flatMap(([err, ids]) => {
+      if (err) throw err;
+      return ids as string[];
+    });
+  }
+
+  /** Ids of the rollouts created at or after `ms` (their creation time). */
+  createdSince(ms: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key('idx', 'all'), ms, '+inf');
+  }
+
+  /** Redis's own clock in ms: event stream ids are made from it. */
+  async serverTimeMs(): Promise<number> {
+    const [s, us] = await this.redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  }
+
+  /**
+   * A connection of its own for blocking reads of event streams (an XREAD BLOCK holds its
+   * connection), its command timeout a little over the longest block. The caller disconnects it.
+   */
+  blockingConnection(maxBlockMs: number): Redis {
+    return this.redis.duplicate({ commandTimeout: maxBlockMs + 5_000, maxRetriesPerRequest: 1 });
+  }
+
+  /**
+   * New events of several rollouts after each one's cursor (a stream id), on `conn`: waits up to
+   * `blockMs` when none is there yet (0: do not wait). At most `count` per rollout.
+   */
+  async readEventsAfter(
+    conn: Redis,
+    cursors: ReadonlyMap<string, string>,
+    { blockMs, count }: { blockMs: number; count: number },
+  ): Promise<{ rolloutId: string; event: RolloutEvent & { id: string } }[]> {
+    if (cursors.size === 0) return [];
+    const ids = [...cursors.keys()];
+    const args: (string | number)[] = ['COUNT', count];
+    if (blockMs > 0) args.push('BLOCK', blockMs);
+    args.push('STREAMS', ...ids.map((id) => this.eventsKey(id)), ...ids.map((id) => cursors.get(id)!));
+    // xread (not call('XREAD')): ioredis gives the per-stream pairs only through the typed command.
+    const xread = conn.xread.bind(conn) as (...a: (string | number)[]) => Promise<unknown>;
+    const res = (await xread(...args)) as [string, [string, string[]][]][] | null;
+    if (!res) return [];
+    const byKey = new Map(ids.map((id) => [this.eventsKey(id), id]));
+    return res.flatMap(([key, rows]) =>
+      rows.map(([sid, fields]) => ({
+        rolloutId: byKey.get(key)!,
+        event: { ...(JSON.parse(fields[1]!) as RolloutEvent), id: sid },
+      })),
+    );
+  }
+
   /** Appends events outside a state change (e.g. a notification delivered). */
   async appendEvents(id: string, events: RolloutEvent[]): Promise<void> {
     const pipe = this.redis.pipeline();
