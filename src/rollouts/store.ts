@@ -7,6 +7,8 @@ import { isTerminal, PHASES, type Phase } from './phases.ts';
 const EVENTS_MAX = 300;
 /** How long an idempotency key maps to its rollout. */
 const IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600;
+/** How long an ended rollout and its events are kept by default (VANE_RETENTION). */
+export const DEFAULT_RETENTION_SECONDS = 30 * 24 * 3600;
 
 // Creates a rollout only when no idempotency key and no target lock stands in the way; all or nothing.
 const CREATE = `
@@ -43,8 +45,13 @@ if ARGV[4] == '1' then
   if redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('DEL', KEYS[5]) end
   if redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
 end
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[i])
+end
+if ARGV[4] == '1' then
+  -- An ended rollout and its events expire after the retention.
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
 end
 return 1
 `;
@@ -74,10 +81,15 @@ export interface ListQuery {
  * compare-and-set on the rollout's version.
  */
 export class RolloutStore {
+  private readonly retentionSeconds: number;
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+    /** retentionSeconds: how long an ended rollout and its events are kept. Default 30 days. */
+    { retentionSeconds = DEFAULT_RETENTION_SECONDS }: { retentionSeconds?: number } = {},
+  ) {
+    this.retentionSeconds = retentionSeconds;
+  }
 
   private key(...parts: string[]): string {
     return [this.prefix, 'r', ...parts].join(':');
@@ -160,6 +172,7 @@ export class RolloutStore {
       prev.id,
       isTerminal(next.phase) ? '1' : '0',
       String(EVENTS_MAX),
+      String(this.retentionSeconds),
       ...events.map((e) => JSON.stringify(e)),
     )) as number;
     if (res !== 1) throw new VersionConflict(prev.id);
@@ -207,9 +220,11 @@ export class RolloutStore {
       const max = q.before !== undefined ? `(${q.before}` : '+inf';
       ids = await this.redis.zrevrangebyscore(index, max, '-inf', 'LIMIT', 0, limit);
     }
-    const rollouts = (await Promise.all(ids.map((id) => this.get(id)))).filter(
-      (r): r is Rollout => r !== undefined,
-    );
+    const found = await Promise.all(ids.map((id) => this.get(id)));
+    const rollouts = found.filter((r): r is Rollout => r !== undefined);
+    const expired = ids.filter((_, i) => found[i] === undefined);
+    if (expired.length)
+      await this.forget(expired, q.namespace ? this.key('idx', 'ns', q.namespace) : undefined);
     return rollouts
       .filter((r) => (q.namespace ? r.spec.target.namespace === q.namespace : true))
       .filter((r) => (q.before !== undefined ? r.createdAt < q.before : true))
@@ -227,6 +242,73 @@ export class RolloutStore {
       Math.min(opts.limit ?? 500, 1000),
     );
     return rows.map(([sid, fields]) => ({ ...(JSON.parse(fields[1]!) as RolloutEvent), id: sid }));
+  }
+
+  /** Drops ids of rollouts that expired (retention) from the indexes. */
+  private async forget(ids: string[], nsIndex?: string): Promise<void> {
+    const pipe = this.redis.pipeline();
+    if (nsIndex) pipe.zrem(nsIndex, ...ids);
+    pipe.zrem(this.key('idx', 'all'), ...ids);
+    for (const p of PHASES.filter(isTerminal)) pipe.srem(this.phaseKey(p), ...ids);
+    await pipe.exec();
+  }
+
+  /** Ids of the rollouts that have not ended. */
+  async activeIds(): Promise<string[]> {
+    const phases = PHASES.filter((p) => !isTerminal(p));
+    const pipe = this.redis.pipeline();
+    for (const p of phases) pipe.smembers(this.phaseKey(p));
+    const res = (await pipe.exec()) ?? [];
+    return res.flatMap(([err, ids]) => {
+      if (err) throw err;
+      return ids as string[];
+    });
+  }
+
+  /** Ids of the rollouts created at or after `ms` (their creation time). */
+  createdSince(ms: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key('idx', 'all'), ms, '+inf');
+  }
+
+  /** Redis's own clock in ms: event stream ids are made from it. */
+  async serverTimeMs(): Promise<number> {
+    const [s, us] = await this.redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  }
+
+  /**
+   * A connection of its own for blocking reads of event streams (an XREAD BLOCK holds its
+   * connection), its command timeout a little over the longest block. The caller disconnects it.
+   */
+  blockingConnection(maxBlockMs: number): Redis {
+    return this.redis.duplicate({ commandTimeout: maxBlockMs + 5_000, maxRetriesPerRequest: 1 });
+  }
+
+  /**
+   * New events of several rollouts after each one's cursor (a stream id), on `conn`: waits up to
+   * `blockMs` when none is there yet (0: do not wait). At most `count` per rollout.
+   */
+  async readEventsAfter(
+    conn: Redis,
+    cursors: ReadonlyMap<string, string>,
+    { blockMs, count }: { blockMs: number; count: number },
+  ): Promise<{ rolloutId: string; event: RolloutEvent & { id: string } }[]> {
+    if (cursors.size === 0) return [];
+    const ids = [...cursors.keys()];
+    const args: (string | number)[] = ['COUNT', count];
+    if (blockMs > 0) args.push('BLOCK', blockMs);
+    args.push('STREAMS', ...ids.map((id) => this.eventsKey(id)), ...ids.map((id) => cursors.get(id)!));
+    // xread (not call('XREAD')): ioredis gives the per-stream pairs only through the typed command.
+    const xread = conn.xread.bind(conn) as (...a: (string | number)[]) => Promise<unknown>;
+    const res = (await xread(...args)) as [string, [string, string[]][]][] | null;
+    if (!res) return [];
+    const byKey = new Map(ids.map((id) => [this.eventsKey(id), id]));
+    return res.flatMap(([key, rows]) =>
+      rows.map(([sid, fields]) => ({
+        rolloutId: byKey.get(key)!,
+        event: { ...(JSON.parse(fields[1]!) as RolloutEvent), id: sid },
+      })),
+    );
   }
 
   /** Appends events outside a state change (e.g. a notification delivered). */

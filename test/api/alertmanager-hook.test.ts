@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, newApp } from '../../src/api/app.ts';
 import { alertAction, alertMatches, describeAlert } from '../../src/rollouts/alerts.ts';
@@ -8,6 +9,8 @@ import { buildTestDomain, type TestDomain } from '../helpers/domain.ts';
 import { startTestRedis } from '../helpers/services.ts';
 
 const TOKEN = 'hook-token-abcdef0123456789';
+const READER = 'reader-token-abcdef0123456789';
+const sha = (t: string) => createHash('sha256').update(t).digest('hex');
 
 interface Answer {
   error: { code: string; message: string };
@@ -64,7 +67,11 @@ describe('POST /api/v1/hooks/alertmanager (in process, real Redis)', () => {
       logger: domain.ctx.logger,
       recorder: domain.ctx.recorder,
       readiness: [],
-      apiTokens: [TOKEN],
+      // Alertmanager's own token: a name (the actor in events) and the operate scope only.
+      scopedTokens: [
+        { name: 'alertmanager', sha256: sha(TOKEN), scopes: ['operate'] },
+        { name: 'dashboard', sha256: sha(READER), scopes: ['read'] },
+      ],
       domain: domain.ctx,
     });
   });
@@ -90,6 +97,21 @@ describe('POST /api/v1/hooks/alertmanager (in process, real Redis)', () => {
     expect((await json(res)).error.code).toBe('UNAUTHORIZED');
   });
 
+  it('refuses a token without the operate scope with 403 naming the scope', async () => {
+    const res = await post(payload([]), { Authorization: `Bearer ${READER}` });
+    expect(res.status).toBe(403);
+    expect((await json(res)).error.message).toMatch(/lacks the 'operate' scope/);
+  });
+
+  it('declares the bearer scheme and the operate scope in /openapi.json', async () => {
+    const doc = (await (await app.request('/openapi.json')).json()) as {
+      paths: Record<string, Record<string, Record<string, unknown>>>;
+    };
+    const op = doc.paths['/api/v1/hooks/alertmanager']!.post!;
+    expect(op['x-vane-scope']).toBe('operate');
+    expect(op.security).toEqual([{ bearerAuth: [] }]);
+  });
+
   it('refuses unknown fields, another version and a malformed alert with 400 naming the field', async () => {
     let res = await post({ ...payload([]), extra: 1 });
     expect(res.status).toBe(400);
@@ -99,7 +121,7 @@ describe('POST /api/v1/hooks/alertmanager (in process, real Redis)', () => {
     expect((await json(res)).error.message).toMatch(/version/);
     res = await post(payload([{ ...alert({}), status: 'pending' as 'firing' }]));
     expect(res.status).toBe(400);
-    expect((await json(res)).error.message).toMatch(/alerts\.0\.status/);
+    expect((await json(res)).error.message).toMatch(/alerts\[0\]\.status/);
   });
 
   it('refuses a body over 1 MB with 413', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type ServerType, serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApp } from '../../src/api/app.ts';
@@ -91,7 +92,9 @@ receivers:
     logger: h.domain.ctx.logger,
     recorder: h.domain.ctx.recorder,
     readiness: [],
-    apiTokens: [TOKEN],
+    scopedTokens: [
+      { name: 'alertmanager', sha256: createHash('sha256').update(TOKEN).digest('hex'), scopes: ['operate'] },
+    ],
     domain: h.domain.ctx,
   });
   server = await new Promise<ServerType>((resolve) => {
