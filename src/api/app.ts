@@ -8,6 +8,7 @@ import { registerAnalyze } from './analyze.ts';
 import { authenticate } from './auth/authenticate.ts';
 import { requireScope } from './auth/require-scope.ts';
 import { TokenTable } from './auth/tokens.ts';
+import { registerBacktest } from './backtest.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
 import { registerDocs } from './docs.ts';
 import { ApiError, type ErrorCode, envelope, isRedisUnavailable } from './errors.ts';
@@ -147,6 +148,7 @@ export function newApp(deps: ApiDeps): App {
     registerRolloutCommands(app, ctx);
     registerTemplates(app, ctx);
     registerAnalyze(app, ctx);
+    registerBacktest(app, ctx);
     registerAlertmanagerHook(app, ctx, { tokens });
   }
 
