@@ -87,7 +87,10 @@ export async function startRollout({
     errorCount: 0,
   };
   const who = by ? ` by ${by}` : '';
-  const note = spec.metadata.triggeredBy ? ` (triggeredBy: ${spec.metadata.triggeredBy})` : '';
+  const note =
+    spec.metadata.triggeredBy && spec.metadata.triggeredBy !== by
+      ? ` (triggeredBy: ${spec.metadata.triggeredBy})`
+      : '';
   const event: RolloutEvent = {
     time: now,
     type: 'created',
