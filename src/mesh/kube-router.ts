@@ -5,6 +5,7 @@ import { ANNOTATIONS } from './annotations.ts';
 import type {
   DestinationRuleObject,
   DestinationRuleSpec,
+  Subset,
   VirtualServiceObject,
   VirtualServiceSpec,
 } from './istio.ts';
@@ -109,6 +110,56 @@ function parseWeights(s: string | undefined): Weights | undefined {
   }
 }
 
+type WrittenSubsets = Record<string, Subset | null>;
+
+function parseWritten(s: string | undefined): WrittenSubsets | undefined {
+  if (!s) return undefined;
+  try {
+    const w = JSON.parse(s) as unknown;
+    return w && typeof w === 'object' && !Array.isArray(w) ? (w as WrittenSubsets) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseSpec<S>(o: IstioObject, s: string | undefined): S | undefined {
+  if (!s) return undefined;
+  try {
+    return JSON.parse(s) as S;
+  } catch {
+    throw new MeshError(
+      'Invalid',
+      `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name}: annotation ${ANNOTATIONS.originalSpec} is not JSON; restore the spec by hand`,
+      false,
+    );
+  }
+}
+
+/**
+ * Three-way revert of the subsets vane wrote: a subset still exactly as vane wrote it goes back to
+ * the snapshot's (or goes, when the snapshot had none); one that someone else changed since stays
+ * as they left it. Subsets vane never wrote, and every other field, are not touched.
+ */
+export function revertSubsets(
+  current: DestinationRuleSpec,
+  original: DestinationRuleSpec,
+  written: WrittenSubsets,
+): DestinationRuleSpec {
+  const subsets = [...(current.subsets ?? [])];
+  const before = original.subsets ?? [];
+  for (const [name, wrote] of Object.entries(written)) {
+    const i = subsets.findIndex((s) => s.name === name);
+    if (!isDeepStrictEqual(i >= 0 ? subsets[i] : null, wrote)) continue;
+    const j = before.findIndex((s) => s.name === name);
+    if (j >= 0 && i >= 0) subsets[i] = before[j]!;
+    else if (j >= 0) subsets.splice(Math.min(j, subsets.length), 0, before[j]!);
+    else if (i >= 0) subsets.splice(i, 1);
+  }
+  if (isDeepStrictEqual(subsets, current.subsets ?? [])) return current;
+  const { subsets: _, ...rest } = current;
+  return subsets.length || original.subsets ? { ...current, subsets } : rest;
+}
+
 /** Creates the TrafficRouter of one cluster over @kubernetes/client-node. */
 export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRouter {
   const kc = withContext(opts.kubeConfig, opts.context, () => new KubeConfig());
@@ -181,6 +232,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
     ns: string,
     name: string,
     change: (o: T) => T,
+    fence?: () => Promise<void>,
   ): Promise<WriteResult> {
     const what = objectName(kind, ns, name);
     for (let attempt = 0; ; attempt++) {
@@ -190,6 +242,8 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
         return { changed: false, resourceVersion: current.metadata?.resourceVersion };
       }
       const v = await apiVersion();
+      // The last moment before the write: a caller that lost its right to write stops here.
+      await fence?.();
       try {
         const written = (await callKube(
           opts,
@@ -218,9 +272,30 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
   }
 
   const vsUpdate = (t: MeshTarget, change: (o: VirtualServiceObject) => VirtualServiceObject) =>
-    update<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService, change);
+    update<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService, change, t.fence);
   const drUpdate = (t: MeshTarget, change: (o: DestinationRuleObject) => DestinationRuleObject) =>
-    update<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule, change);
+    update<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule, change, t.fence);
+
+  /**
+   * The DestinationRule with these subsets recorded as vane wrote them (null: removed), beside the
+   * ones recorded before; rollback reverts a subset only while it is still as vane wrote it.
+   */
+  function recordSubsets(o: DestinationRuleObject, names: string[]): DestinationRuleObject {
+    const a = annotationsOf(o);
+    const written = parseWritten(a[ANNOTATIONS.writtenSubsets]) ?? {};
+    for (const n of names) written[n] = o.spec?.subsets?.find((s) => s.name === n) ?? null;
+    return withAnnotations(o, { [ANNOTATIONS.writtenSubsets]: JSON.stringify(written) });
+  }
+
+  /** A DR change of `names` subsets, recorded; the object itself when the spec does not change. */
+  function drChange(
+    o: DestinationRuleObject,
+    spec: DestinationRuleSpec,
+    names: string[],
+  ): DestinationRuleObject {
+    const next = withSpec(o, spec);
+    return next === o || isDeepStrictEqual(next.spec, o.spec) ? o : recordSubsets(next, names);
+  }
 
   /** The host the managed routes send to: the target's, or else the DestinationRule's (one more read). */
   async function scopeOf(t: MeshTarget) {
@@ -306,7 +381,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
         // A subset vane created stays "created by vane" across retries, so rollback removes it.
         created = e.created || annotationsOf(o)[ANNOTATIONS.createdSubset] === t.canarySubset;
         return withAnnotations(
-          withSpec(o, e.spec),
+          drChange(o, e.spec, [t.canarySubset]),
           e.created ? { [ANNOTATIONS.createdSubset]: t.canarySubset } : {},
         );
       });
@@ -354,7 +429,9 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
       // The DestinationRule first: the stable subset must select the new pods before it gets all traffic.
       if (mode === 'relabel') {
         const ref = { namespace: t.namespace, name: t.destinationRule };
-        await drUpdate(t, (o) => withSpec(o, relabelSubset(drSpec(o), ref, t.stableSubset, t.canaryLabels)));
+        await drUpdate(t, (o) =>
+          drChange(o, relabelSubset(drSpec(o), ref, t.stableSubset, t.canaryLabels), [t.stableSubset]),
+        );
       }
       await vsUpdate(t, (o) => {
         const experimentRoute = annotationsOf(o)[ANNOTATIONS.experimentRoute];
@@ -373,7 +450,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
       if (mode === 'relabel') {
         await drUpdate(t, (o) =>
           annotationsOf(o)[ANNOTATIONS.createdSubset] === t.canarySubset
-            ? withAnnotations(withSpec(o, removeSubset(drSpec(o), t.canarySubset)), {
+            ? withAnnotations(drChange(o, removeSubset(drSpec(o), t.canarySubset), [t.canarySubset]), {
                 [ANNOTATIONS.createdSubset]: undefined,
               })
             : o,
@@ -381,24 +458,31 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
       }
     },
 
-    async rollback(t, { removeCanarySubset }) {
+    async rollback(t, { removeCanarySubset, rolloutId }) {
       const scope = await scopeOf(t);
-      // The VirtualService first, so no request goes to a subset that is about to disappear.
+      const none = Object.fromEntries(VANE_ANNOTATIONS.map((k) => [k, undefined]));
+      const notOurs = (o: IstioObject) =>
+        rolloutId !== undefined && annotationsOf(o)[ANNOTATIONS.rollout] !== rolloutId;
+      // The VirtualService first, so no request goes to a subset that is about to change or go.
       await vsUpdate(t, (o) => {
+        if (notOurs(o)) return o;
         const experimentRoute = annotationsOf(o)[ANNOTATIONS.experimentRoute];
         const spec = rollbackVirtualService(vsSpec(o), scope, experimentRoute ? { experimentRoute } : {});
-        return withAnnotations(withSpec(o, spec), {
-          [ANNOTATIONS.experimentRoute]: undefined,
-          [WEIGHTS_ANNOTATION]: undefined,
-        });
+        return withAnnotations(withSpec(o, spec), none);
       });
-      if (removeCanarySubset) {
-        await drUpdate(t, (o) =>
-          withAnnotations(withSpec(o, removeSubset(drSpec(o), t.canarySubset)), {
-            [ANNOTATIONS.createdSubset]: undefined,
-          }),
-        );
-      }
+      // Then the DestinationRule: each subset vane wrote goes back to the snapshot; vane's annotations
+      // go in the same write, so the saved original is never dropped before it was put back.
+      await drUpdate(t, (o) => {
+        if (notOurs(o)) return o;
+        const a = annotationsOf(o);
+        const written = parseWritten(a[ANNOTATIONS.writtenSubsets]);
+        const original = parseSpec<DestinationRuleSpec>(o, a[ANNOTATIONS.originalSpec]);
+        let spec = drSpec(o);
+        if (written && original) spec = revertSubsets(spec, original, written);
+        else if (removeCanarySubset || a[ANNOTATIONS.createdSubset] === t.canarySubset)
+          spec = removeSubset(spec, t.canarySubset);
+        return withAnnotations(withSpec(o, spec), none);
+      });
     },
 
     async release(t) {
