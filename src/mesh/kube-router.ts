@@ -5,6 +5,7 @@ import { ANNOTATIONS } from './annotations.ts';
 import type {
   DestinationRuleObject,
   DestinationRuleSpec,
+  HttpRoute,
   Subset,
   VirtualServiceObject,
   VirtualServiceSpec,
@@ -14,6 +15,7 @@ import { backoff, type CallPolicy, callKube, sleep, statusOf, withContext } from
 import {
   ensureSubset,
   promoteVirtualService,
+  type RouteScope,
   type RouteWeights,
   readRouteWeights,
   relabelSubset,
@@ -158,6 +160,43 @@ export function revertSubsets(
   if (isDeepStrictEqual(subsets, current.subsets ?? [])) return current;
   const { subsets: _, ...rest } = current;
   return subsets.length || original.subsets ? { ...current, subsets } : rest;
+}
+
+/**
+ * The rolled-back VirtualService, with the snapshot's own text wherever rolling back the snapshot
+ * gives the same thing (e.g. a sole destination without a weight stays so): the whole spec when
+ * nobody else changed it, else route by route, so a route or field someone else changed keeps
+ * their change (rolled back to stable all the same).
+ */
+export function preferOriginal(
+  rolledBack: VirtualServiceSpec,
+  original: VirtualServiceSpec,
+  scope: RouteScope,
+): VirtualServiceSpec {
+  let normal: VirtualServiceSpec;
+  try {
+    normal = rollbackVirtualService(original, scope);
+  } catch {
+    return rolledBack;
+  }
+  // Istio gives a sole destination everything, written out or not.
+  const same = (a: HttpRoute | undefined, b: HttpRoute | undefined) => {
+    const sole = (r: HttpRoute | undefined) =>
+      r?.route?.length === 1 && (r.route[0]!.weight ?? 100) === 100
+        ? { ...r, route: [{ ...r.route[0]!, weight: 100 }] }
+        : r;
+    return isDeepStrictEqual(sole(a), sole(b));
+  };
+  const http = rolledBack.http ?? [];
+  const before = original.http ?? [];
+  const normalHttp = normal.http ?? [];
+  if (http.length !== normalHttp.length) return rolledBack;
+  const routes = http.map((route, i) => (same(route, normalHttp[i]) ? before[i]! : route));
+  const { http: _a, ...restRolledBack } = rolledBack;
+  const { http: _b, ...restNormal } = normal;
+  if (isDeepStrictEqual(restRolledBack, restNormal) && routes.every((r, i) => r === before[i]))
+    return original;
+  return isDeepStrictEqual(routes, http) ? rolledBack : { ...rolledBack, http: routes };
 }
 
 /** Creates the TrafficRouter of one cluster over @kubernetes/client-node. */
@@ -466,8 +505,11 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
       // The VirtualService first, so no request goes to a subset that is about to change or go.
       await vsUpdate(t, (o) => {
         if (notOurs(o)) return o;
-        const experimentRoute = annotationsOf(o)[ANNOTATIONS.experimentRoute];
-        const spec = rollbackVirtualService(vsSpec(o), scope, experimentRoute ? { experimentRoute } : {});
+        const a = annotationsOf(o);
+        const experimentRoute = a[ANNOTATIONS.experimentRoute];
+        let spec = rollbackVirtualService(vsSpec(o), scope, experimentRoute ? { experimentRoute } : {});
+        const original = parseSpec<VirtualServiceSpec>(o, a[ANNOTATIONS.originalSpec]);
+        if (original) spec = preferOriginal(spec, original, scope);
         return withAnnotations(withSpec(o, spec), none);
       });
       // Then the DestinationRule: each subset vane wrote goes back to the snapshot; vane's annotations

@@ -58,6 +58,7 @@ describe('rollback tells the truth (issue 11)', () => {
   it('defect 1: a relabel promotion whose VirtualService write fails, then an abort: 100% on stable, and stable selects the original pods again', async () => {
     seedTarget(h.sim, 'rl1');
     const drBefore = drOf('rl1');
+    const vsBefore = vsOf('rl1');
     const { rollout } = await startRollout({
       ctx: ctx(),
       input: canarySpec('rl1', {
@@ -88,7 +89,8 @@ describe('rollback tells the truth (issue 11)', () => {
     expect(done.phase).toBe('aborted');
     expect(allOnStable('rl1')).toBe(true);
     expect(v1('rl1')).toEqual({ app: 'rl1', version: 'v1' });
-    expect(drOf('rl1').spec).toEqual(drBefore.spec);
+    expect(JSON.stringify(drOf('rl1').spec)).toBe(JSON.stringify(drBefore.spec));
+    expect(JSON.stringify(vsOf('rl1').spec)).toBe(JSON.stringify(vsBefore.spec));
     expect(drOf('rl1').metadata.annotations ?? {}).toEqual({});
     expect(vsOf('rl1').metadata.annotations ?? {}).toEqual({});
   });
@@ -103,6 +105,7 @@ describe('rollback tells the truth (issue 11)', () => {
     });
     h.sim.putObject(dr);
     const drBefore = drOf('pre');
+    const vsBefore = vsOf('pre');
     const { rollout } = await startRollout({ ctx: ctx(), input: canarySpec('pre') });
     await eventually(async () => (canaryWeightOf(vsOf('pre')) === 20 ? true : undefined));
     // while vane holds the target, someone changes the load balancer
@@ -118,6 +121,7 @@ describe('rollback tells the truth (issue 11)', () => {
     expect(JSON.stringify(after.spec)).toBe(JSON.stringify(want));
     expect(after.metadata.annotations ?? {}).toEqual({});
     expect(allOnStable('pre')).toBe(true);
+    expect(JSON.stringify(vsOf('pre').spec)).toBe(JSON.stringify(vsBefore.spec));
   });
 
   it('defect 3: a rollout paused while pending is paused (no error loop), and an abort then ends it and frees the target', async () => {
