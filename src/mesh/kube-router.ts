@@ -503,6 +503,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
       const notOurs = (o: IstioObject) =>
         rolloutId !== undefined && annotationsOf(o)[ANNOTATIONS.rollout] !== rolloutId;
       // The VirtualService first, so no request goes to a subset that is about to change or go.
+      // One that was deleted sends nothing anywhere: the DestinationRule is still put back.
       await vsUpdate(t, (o) => {
         if (notOurs(o)) return o;
         const a = annotationsOf(o);
@@ -511,6 +512,8 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
         const original = parseSpec<VirtualServiceSpec>(o, a[ANNOTATIONS.originalSpec]);
         if (original) spec = preferOriginal(spec, original, scope);
         return withAnnotations(withSpec(o, spec), none);
+      }).catch((e: unknown) => {
+        if (!(e instanceof MeshError && e.code === 'NotFound')) throw e;
       });
       // Then the DestinationRule: each subset vane wrote goes back to the snapshot; vane's annotations
       // go in the same write, so the saved original is never dropped before it was put back.

@@ -159,6 +159,47 @@ describe('one tick at a time (issue 11)', () => {
     expect(await store.hasApproval(rollout.id, 'confirm-promotion')).toBe(false);
   });
 
+  it('defect 1: a non-retryable error during a relabel promotion rolls back with the relabel undone', async () => {
+    seedTarget(h.sim, 'gone');
+    const drBefore = h.sim.getObject(VS, 'DestinationRule', 'shop', 'gone');
+    const { rollout } = await startRollout({
+      ctx: ctx(),
+      input: canarySpec('gone', {
+        strategy: {
+          type: 'canary',
+          steps: [50],
+          stepInterval: '300ms',
+          promotion: 'relabel',
+          confirmPromotion: true,
+        },
+      }),
+    });
+    await tickUntil(rollout.id, (r) => r.phase === 'awaiting-promotion');
+    await ctx().store.mutate(rollout.id, (r) => ({
+      next: { ...r, commands: [{ id: 'p1', type: 'promote', at: Date.now(), by: 'ops' }] },
+    }));
+    // the relabel lands, the VirtualService write fails (retryable)
+    h.sim.setFaults([{ verb: 'update', resource: 'virtualservices', status: 500 }]);
+    await tick(ctx(), rollout.id);
+    h.sim.clearFaults();
+    const promoting = await get(rollout.id);
+    expect(promoting.phase).toBe('promoting');
+    const labelsOfV1 = () =>
+      h.sim
+        .getObject(VS, 'DestinationRule', 'shop', 'gone')
+        .spec.subsets.find((s: { name: string }) => s.name === 'v1').labels;
+    expect(labelsOfV1()).toEqual({ app: 'gone', version: 'v2' });
+    // then the VirtualService is deleted: promotion fails for good
+    h.sim.deleteObject(VS, 'VirtualService', 'shop', 'gone');
+    await tickUntil(rollout.id, (r) => r.phase === 'failed', 20, 600);
+    const r = await get(rollout.id);
+    expect(r.reason).toMatch(/VirtualService shop\/gone does not exist/);
+    expect(labelsOfV1()).toEqual({ app: 'gone', version: 'v1' });
+    expect(JSON.stringify(h.sim.getObject(VS, 'DestinationRule', 'shop', 'gone').spec)).toBe(
+      JSON.stringify(drBefore.spec),
+    );
+  });
+
   it('defect 7: the tick that decides a rollback writes it', async () => {
     seedTarget(h.sim, 'now');
     const { rollout } = await startRollout({
