@@ -11,6 +11,8 @@ import {
 import { buildPayload } from './payload.ts';
 import { type SecretLookup, secretResolver } from './signing.ts';
 
+/** How long a stored webhook answer may wait for the tick that reads it, at least. */
+const ANSWER_TTL_MS = 60_000;
 /** Room beyond a webhook's own timeout before another worker may ask again (a killed caller). */
 const CLAIM_MARGIN_MS = 2_000;
 
@@ -44,7 +46,13 @@ export function createGateKeeper(opts: {
     void Promise.all(hooks.map(call))
       .then((results) => {
         const answer: WebhookAnswer = { ...combine(results), at: Date.now() };
-        return store.storeAnswer(r.id, key, answer);
+        // fresh enough for the next tick or two; a rollout held longer (paused) asks again
+        return store.storeAnswer(
+          r.id,
+          key,
+          answer,
+          Math.max(ANSWER_TTL_MS, 3 * r.spec.analysis.guardInterval),
+        );
       })
       .catch((e: Error) => opts.onError?.(e));
   }

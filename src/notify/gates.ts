@@ -244,11 +244,11 @@ export class GateStore {
     return (await this.redis.set(key, '1', 'PX', Math.ceil(ttlMs), 'NX')) === 'OK';
   }
 
-  /** Stores the answer of a finished call and ends the claim. */
-  async storeAnswer(rolloutId: string, gate: string, answer: WebhookAnswer): Promise<void> {
+  /** Stores the answer of a finished call for `ttlMs` (an old answer is asked again, not trusted) and ends the claim. */
+  async storeAnswer(rolloutId: string, gate: string, answer: WebhookAnswer, ttlMs: number): Promise<void> {
     await this.redis
       .multi()
-      .set(this.answerKey(rolloutId, gate, 'answer'), JSON.stringify(answer), 'EX', this.ttlSeconds)
+      .set(this.answerKey(rolloutId, gate, 'answer'), JSON.stringify(answer), 'PX', Math.ceil(ttlMs))
       .del(this.answerKey(rolloutId, gate, 'asking'))
       .exec();
   }
