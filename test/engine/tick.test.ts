@@ -5,7 +5,13 @@ import { tick } from '../../src/rollouts/engine.ts';
 import type { CommandType, Rollout } from '../../src/rollouts/model.ts';
 import { COMMAND_TYPES } from '../../src/rollouts/model.ts';
 import { canTransition, commandRefusal, PHASES } from '../../src/rollouts/phases.ts';
-import { approveGate, getRollout, rolloutEvents, startRollout } from '../../src/rollouts/verbs.ts';
+import {
+  approveGate,
+  getRollout,
+  rolloutEvents,
+  sendCommand,
+  startRollout,
+} from '../../src/rollouts/verbs.ts';
 import type { ManagedProcess } from '../../src/sandbox/processes.ts';
 import {
   canarySpec,
@@ -84,6 +90,33 @@ describe('one tick at a time (issue 11)', () => {
     expect(commandRefusal({ phase: 'pending' }, 'pause')).toBeUndefined();
     expect(canTransition('pending', 'paused')).toBe(true);
     expect(canTransition('paused', 'pending')).toBe(true);
+  });
+
+  it('defect 3: paused while pending, resumed: it starts as if never paused', async () => {
+    seedTarget(h.sim, 'pp');
+    const { rollout } = await startRollout({ ctx: ctx(), input: canarySpec('pp') });
+    await sendCommand({ ctx: ctx(), id: rollout.id, type: 'pause', by: 'ops' });
+    await tick(ctx(), rollout.id);
+    expect(await get(rollout.id)).toMatchObject({
+      phase: 'paused',
+      pause: { from: 'pending' },
+      commands: [],
+    });
+    // promote-full before the canary was ever made ready: refused by the same table
+    await expect(sendCommand({ ctx: ctx(), id: rollout.id, type: 'promote-full' })).rejects.toThrow(
+      /cannot promote-full rollout .*: it was paused while pending/,
+    );
+    await sendCommand({ ctx: ctx(), id: rollout.id, type: 'resume', by: 'ops' });
+    const r = await tickUntil(rollout.id, (x) => x.phase === 'progressing' && x.applied);
+    expect(r.errorCount).toBe(0);
+    const events = await rolloutEvents({ ctx: ctx(), id: rollout.id });
+    expect(events.map((e) => e.to).filter(Boolean)).toEqual([
+      'pending',
+      'paused',
+      'pending',
+      'initializing',
+      'progressing',
+    ]);
   });
 
   it('defect 3: a command that cannot apply any more is dropped with an event saying why', async () => {
