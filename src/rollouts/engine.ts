@@ -191,12 +191,47 @@ async function commit(ctx: DomainContext, prev: Rollout, c: Change): Promise<Tic
 async function rollBack(ctx: DomainContext, r: Rollout): Promise<TickOutcome> {
   const router = ctx.router(r.spec.target.cluster);
   await router.rollback(meshTarget(r), { removeCanarySubset: r.createdSubset, rolloutId: r.id });
-  const c = new Change({ ...r, weights: { stable: 100, canary: 0 }, applied: true }, ctx.now());
-  c.event({ type: 'weight', reason: 'rolled back to stable', weights: { stable: 100, canary: 0 } });
-  c.transition(r.outcome ?? 'failed', r.reason);
   ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
-  await save(ctx, r, c);
-  return { done: true };
+  return saveEnd(ctx, r, 'rolling-back', (x) => {
+    const c = new Change({ ...x, weights: { stable: 100, canary: 0 }, applied: true }, ctx.now());
+    c.event({ type: 'weight', reason: 'rolled back to stable', weights: { stable: 100, canary: 0 } });
+    c.transition(x.outcome ?? 'failed', x.reason);
+    return c;
+  });
+}
+
+/**
+ * Saves the end of a rollout whose cluster writes are done (promoted, or rolled back and released).
+ * A command stored meanwhile makes the compare-and-set fail: the cluster already says how it ended,
+ * so the end is saved on the fresh state and those commands are dropped with an event each.
+ */
+async function saveEnd(
+  ctx: DomainContext,
+  r0: Rollout,
+  phase: Phase,
+  end: (r: Rollout) => Change,
+): Promise<TickOutcome> {
+  let r = r0;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const c = end({ ...r, commands: [] });
+    for (const cmd of r.commands) {
+      c.event({
+        type: 'command',
+        reason: `${cmd.type}${cmd.by ? ` by ${cmd.by}` : ''} dropped: the ${phase === 'promoting' ? 'promotion' : 'rollback'} was already written`,
+        ...(cmd.by ? { by: cmd.by } : {}),
+      });
+    }
+    try {
+      await save(ctx, r, c);
+      return { done: true };
+    } catch (e) {
+      if (!(e instanceof VersionConflict)) throw e;
+      const fresh = await ctx.store.get(r.id);
+      if (!fresh || fresh.phase !== phase) return { done: false, nextAt: ctx.now() };
+      r = fresh;
+    }
+  }
+  return { done: false, nextAt: ctx.now() };
 }
 
 async function save(ctx: DomainContext, prev: Rollout, change: Change): Promise<Rollout> {
@@ -338,16 +373,20 @@ async function step(ctx: DomainContext, r: Rollout): Promise<TickOutcome> {
     case 'promoting': {
       await router.promote(target, r.spec.strategy.promotion);
       await router.release(target);
-      const c = new Change({ ...r, weights: { stable: 0, canary: 100 }, applied: true, errorCount: 0 }, now);
-      c.event({
-        type: 'weight',
-        reason: `promoted (${r.spec.strategy.promotion})`,
-        weights: { stable: 0, canary: 100 },
-      });
-      c.transition('succeeded', 'promoted');
       ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
-      await save(ctx, r, c);
-      return { done: true };
+      return saveEnd(ctx, r, 'promoting', (x) => {
+        const c = new Change(
+          { ...x, weights: { stable: 0, canary: 100 }, applied: true, errorCount: 0 },
+          now,
+        );
+        c.event({
+          type: 'weight',
+          reason: `promoted (${r.spec.strategy.promotion})`,
+          weights: { stable: 0, canary: 100 },
+        });
+        c.transition('succeeded', 'promoted');
+        return c;
+      });
     }
     case 'rolling-back':
       return rollBack(ctx, r);

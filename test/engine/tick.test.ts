@@ -233,6 +233,44 @@ describe('one tick at a time (issue 11)', () => {
     );
   });
 
+  it('an abort stored while the promotion is written is dropped: the rollout ends as the cluster says, succeeded', async () => {
+    seedTarget(h.sim, 'race');
+    const { rollout } = await startRollout({
+      ctx: ctx(),
+      input: canarySpec('race', {
+        strategy: { type: 'canary', steps: [50], stepInterval: '300ms', confirmPromotion: true },
+      }),
+    });
+    await tickUntil(rollout.id, (r) => r.phase === 'awaiting-promotion');
+    await sendCommand({ ctx: ctx(), id: rollout.id, type: 'promote', by: 'ops' });
+    const base = ctx().router;
+    ctx().router = (cluster) => {
+      const router = base(cluster);
+      return {
+        ...router,
+        async release(t) {
+          await router.release(t);
+          await sendCommand({ ctx: ctx(), id: rollout.id, type: 'abort', by: 'late' });
+        },
+      };
+    };
+    try {
+      await tick(ctx(), rollout.id);
+    } finally {
+      ctx().router = base;
+    }
+    const r = await get(rollout.id);
+    expect(r.phase).toBe('succeeded');
+    expect(canaryWeightOf(vsOf('race'))).toBe(100);
+    const events = await rolloutEvents({ ctx: ctx(), id: rollout.id });
+    expect(
+      events.some(
+        (e) =>
+          e.type === 'command' && /^abort by late dropped: the promotion was already written/.test(e.reason),
+      ),
+    ).toBe(true);
+  });
+
   it('defect 7: the tick that decides a rollback writes it', async () => {
     seedTarget(h.sim, 'now');
     const { rollout } = await startRollout({
