@@ -137,10 +137,31 @@ function parseSpec<S>(o: IstioObject, s: string | undefined): S | undefined {
   }
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /**
- * Three-way revert of the subsets vane wrote: a subset still exactly as vane wrote it goes back to
- * the snapshot's (or goes, when the snapshot had none); one that someone else changed since stays
- * as they left it. Subsets vane never wrote, and every other field, are not touched.
+ * Three-way merge that takes vane's change back: where `now` is still what vane wrote, the snapshot's
+ * value (`was`); where vane wrote what was there already, `now`; for objects, key by key (the
+ * snapshot's keys first, so an untouched object keeps its text); otherwise (both changed) `now`.
+ */
+export function revert3(was: unknown, wrote: unknown, now: unknown): unknown {
+  if (isDeepStrictEqual(now, wrote)) return was;
+  if (isDeepStrictEqual(was, wrote)) return now;
+  if (!isPlainObject(was) || !isPlainObject(wrote) || !isPlainObject(now)) return now;
+  const out: Record<string, unknown> = {};
+  for (const k of new Set([...Object.keys(was), ...Object.keys(now)])) {
+    const v = revert3(was[k], wrote[k], now[k]);
+    if (v !== undefined) out[k] = v;
+  }
+  return isDeepStrictEqual(out, was) ? was : out;
+}
+
+/**
+ * Three-way revert of the subsets vane wrote: what is still as vane wrote it goes back to the
+ * snapshot (a subset vane created goes), field by field, so a relabelled stable subset selects the
+ * old pods again even when someone changed its trafficPolicy meanwhile; what someone else changed
+ * since stays as they left it. Subsets vane never wrote, and every other field, are not touched.
  */
 export function revertSubsets(
   current: DestinationRuleSpec,
@@ -151,11 +172,14 @@ export function revertSubsets(
   const before = original.subsets ?? [];
   for (const [name, wrote] of Object.entries(written)) {
     const i = subsets.findIndex((s) => s.name === name);
-    if (!isDeepStrictEqual(i >= 0 ? subsets[i] : null, wrote)) continue;
     const j = before.findIndex((s) => s.name === name);
-    if (j >= 0 && i >= 0) subsets[i] = before[j]!;
-    else if (j >= 0) subsets.splice(Math.min(j, subsets.length), 0, before[j]!);
-    else if (i >= 0) subsets.splice(i, 1);
+    const now = i >= 0 ? subsets[i]! : null;
+    const was = j >= 0 ? before[j]! : null;
+    const next = revert3(was, wrote, now) as Subset | null;
+    if (next === now) continue;
+    if (next && i >= 0) subsets[i] = next;
+    else if (next) subsets.splice(Math.min(j, subsets.length), 0, next);
+    else subsets.splice(i, 1);
   }
   if (isDeepStrictEqual(subsets, current.subsets ?? [])) return current;
   const { subsets: _, ...rest } = current;

@@ -91,9 +91,12 @@ describe('the kube adapter against the kube simulator', () => {
     const conflicts: unknown[] = [];
     const logger = { debug: (o: unknown) => conflicts.push(o), warn: () => {} } as unknown as Logger;
     const racing = createKubeTrafficRouter({ kubeConfig: sim.kubeConfig(), backoffMs: 5, logger });
-    sim.setFaults([{ verb: 'update', resource: 'virtualservices', latencyMs: 150, count: 1 }]);
+    // warmed up (API discovery done), and the write slow, so the edit lands between read and write
+    // even on a loaded machine
+    await racing.readWeights(target);
+    sim.setFaults([{ verb: 'update', resource: 'virtualservices', latencyMs: 1_500, count: 1 }]);
     const write = racing.setWeights(target, { stable: 60, canary: 40 });
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 700));
     const o = vs();
     o.spec!.http![0]!.timeout = '3s';
     sim.putObject(o);
