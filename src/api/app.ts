@@ -16,7 +16,7 @@ import { registerHealthz } from './health/healthz.ts';
 import { registerMetrics } from './health/metrics.ts';
 import { registerReadyz } from './health/readyz.ts';
 import { registerAlertmanagerHook } from './hooks/alertmanager.ts';
-import { registerSignedDoors } from './hooks/index.ts';
+import { isSignedDoor, registerSignedDoors } from './hooks/index.ts';
 import { bodySize, jsonDepth, requestTimeout } from './middleware/limits.ts';
 import { rateLimit } from './middleware/rate-limit.ts';
 import { requestId } from './middleware/request-id.ts';
@@ -132,7 +132,9 @@ export function newApp(deps: ApiDeps): App {
       const { redis, prefix, perMinute } = deps.rateLimit;
       app.use('/api/*', rateLimit({ redis, prefix, limit: perMinute }));
     }
-    app.use('/api/*', jsonDepth());
+    // The signed doors read their raw bytes to verify them before anything parses the body.
+    const depth = jsonDepth();
+    app.use('/api/*', (c, next) => (isSignedDoor(c.req.path) ? next() : depth(c, next)));
     // The events routes' file declares no scope of its own. The all-rollouts stream is for tokens
     // that see every namespace, or for one of theirs named by ?namespace=.
     app.use('/api/v1/rollouts/:id/events', requireScope('read', rolloutNamespace(ctx)));

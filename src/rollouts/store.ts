@@ -31,7 +31,8 @@ redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[6])
 return {'created', ARGV[1]}
 `;
 
-// Compare-and-set of the document, its phase index, its target locks and its events, atomically.
+// Compare-and-set of the document, its phase index, its target locks and its events, atomically;
+// KEYS[7..] are used-once keys (approvals, gate answers) deleted only when the compare-and-set wins.
 const UPDATE = `
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return -1 end
@@ -53,7 +54,15 @@ if ARGV[4] == '1' then
   redis.call('EXPIRE', KEYS[1], ARGV[6])
   redis.call('EXPIRE', KEYS[2], ARGV[6])
 end
+for i = 7, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
 return 1
+`;
+
+const RENEW_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 `;
 
 const RELEASE_LEASE = `
@@ -152,21 +161,28 @@ export class RolloutStore {
   }
 
   /**
-   * Writes `next` if the stored version is still `prev.version`, with its events, atomically.
-   * Throws VersionConflict otherwise. Returns the stored rollout (version bumped).
+   * Writes `next` if the stored version is still `prev.version`, with its events, atomically, and
+   * deletes the `consume` keys (approvals used by this change) in the same step.
+   * Throws VersionConflict otherwise (nothing deleted). Returns the stored rollout (version bumped).
    */
-  async update(prev: Rollout, next: Rollout, events: RolloutEvent[] = []): Promise<Rollout> {
+  async update(
+    prev: Rollout,
+    next: Rollout,
+    events: RolloutEvent[] = [],
+    consume: string[] = [],
+  ): Promise<Rollout> {
     const [vs, dr] = this.lockKeys(prev);
     const stored = { ...next, version: prev.version + 1 };
     const res = (await this.redis.eval(
       UPDATE,
-      6,
+      6 + consume.length,
       this.rolloutKey(prev.id),
       this.eventsKey(prev.id),
       this.phaseKey(prev.phase),
       this.phaseKey(next.phase),
       vs,
       dr,
+      ...consume,
       String(prev.version),
       JSON.stringify(stored),
       prev.id,
@@ -197,6 +213,23 @@ export class RolloutStore {
       }
     }
     throw new VersionConflict(id);
+  }
+
+  /**
+   * The ids of every active (non-terminal) rollout, in batches: SSCAN over the phase indexes, so
+   * 10,000 rollouts cost a few round trips, not one per rollout. A rollout changing phase during the
+   * scan may be missed or seen twice; the next scan sees it.
+   */
+  async *activeIds(batch = 1000): AsyncGenerator<string[]> {
+    for (const p of PHASES) {
+      if (isTerminal(p)) continue;
+      let cursor = '0';
+      do {
+        const [next, ids] = await this.redis.sscan(this.phaseKey(p), cursor, 'COUNT', batch);
+        cursor = next;
+        if (ids.length) yield ids;
+      } while (cursor !== '0');
+    }
   }
 
   /** How many rollouts each phase holds now (for the vane_rollouts gauge). */
@@ -253,16 +286,11 @@ export class RolloutStore {
     await pipe.exec();
   }
 
-  /** Ids of the rollouts that have not ended. */
-  async activeIds(): Promise<string[]> {
-    const phases = PHASES.filter((p) => !isTerminal(p));
-    const pipe = this.redis.pipeline();
-    for (const p of phases) pipe.smembers(this.phaseKey(p));
-    const res = (await pipe.exec()) ?? [];
-    return res.flatMap(([err, ids]) => {
-      if (err) throw err;
-      return ids as string[];
-    });
+  /** Ids of the rollouts that have not ended, all at once (the event streams follow each of them). */
+  async activeIdList(): Promise<string[]> {
+    const all: string[] = [];
+    for await (const ids of this.activeIds()) all.push(...ids);
+    return all;
   }
 
   /** Ids of the rollouts created at or after `ms` (their creation time). */
@@ -322,6 +350,11 @@ export class RolloutStore {
   /** A per-rollout lease so that two workers never work on the same rollout at once. */
   async acquireLease(id: string, token: string, ttlMs: number): Promise<boolean> {
     return (await this.redis.set(this.key('lease', id), token, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /** Extends the lease when this token still holds it; false when it was lost (expired, or taken over). */
+  async renewLease(id: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW_LEASE, 1, this.key('lease', id), token, String(ttlMs))) === 1;
   }
 
   async releaseLease(id: string, token: string): Promise<void> {

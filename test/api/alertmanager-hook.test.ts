@@ -124,6 +124,12 @@ describe('POST /api/v1/hooks/alertmanager (in process, real Redis)', () => {
     expect((await json(res)).error.message).toMatch(/alerts\[0\]\.status/);
   });
 
+  it('refuses JSON nested deeper than 32 levels with 400, before parsing it', async () => {
+    const res = await post(`${'['.repeat(5000)}${']'.repeat(5000)}`);
+    expect(res.status).toBe(400);
+    expect((await json(res)).error.message).toMatch(/nested deeper than 32/);
+  });
+
   it('refuses a body over 1 MB with 413', async () => {
     const big = alert({});
     big.annotations.summary = 'x'.repeat(4000);

@@ -6,6 +6,7 @@ import { authenticate } from '../auth/authenticate.ts';
 import { requireScope } from '../auth/require-scope.ts';
 import type { TokenTable } from '../auth/tokens.ts';
 import { errorResponses } from '../errors.ts';
+import { jsonDepth } from '../middleware/limits.ts';
 
 /**
  * The body's size is bounded by the API's limit on every /api/* request (1 MB, 413 before it is
@@ -68,6 +69,8 @@ const route = (tokens: TokenTable) =>
       // The /api/* authentication leaves /api/v1/hooks/ to the hooks: this one asks for a bearer token.
       authenticate({ tokens, selfAuthenticated: () => false }),
       requireScope('operate'),
+      // The signed doors skip the API's depth scan (they verify raw bytes first); this hook is not signed.
+      jsonDepth(),
     ] as const,
     security: [{ bearerAuth: [] }],
     'x-vane-scope': 'operate',

@@ -147,7 +147,7 @@ export function registerCiHook(app: App, ctx: DomainContext, opts: CiHookOptions
       ...body,
       metadata: { ...rest, ...(claimed ? { requestedBy: claimed } : {}), triggeredBy: CI_WEBHOOK_ACTOR },
     };
-    const { rollout, created } = await startRollout({ ctx, input });
+    const { rollout, created } = await startRollout({ ctx, input, by: 'ci-webhook' });
     c.header('Location', `/api/v1/rollouts/${rollout.id}`);
     return c.json({ rollout: publicView(rollout) }, created ? 201 : 200);
   });

@@ -353,7 +353,7 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
             // Taken before discovery: every rollout with an event before it is found below.
             const settledBefore = await ctx.store.serverTimeMs();
             const [ids, fresh] = await Promise.all([
-              ctx.store.activeIds(),
+              ctx.store.activeIdList(),
               ctx.store.createdSince(discoveredFrom),
             ]);
             // Clocks of API processes may differ a little: look back a margin, `seen` drops repeats.
