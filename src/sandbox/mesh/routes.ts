@@ -88,6 +88,8 @@ export interface CompiledVirtualService {
   /** exportTo '.' only: visible to callers in its own namespace. */
   localOnly: boolean;
   createdAt: string;
+  /** The object's resourceVersion when compiled. */
+  resourceVersion: string;
   http: CompiledRoute[];
 }
 
@@ -396,6 +398,7 @@ export function compileRoutes(objects: MeshObjects): RouteTable {
           spec.exportTo.length > 0 &&
           spec.exportTo.every((e: string) => e === '.' || e === ns),
         createdAt: vs?.metadata?.creationTimestamp ?? '',
+        resourceVersion: String(vs?.metadata?.resourceVersion ?? ''),
         http,
       });
     } catch (e) {
