@@ -110,7 +110,7 @@ export interface LoadStats {
   completed: number;
   /** Requests that got no HTTP answer (timeout, connection error). */
   failed: number;
-  /** Requests not sent because maxInFlight were waiting. */
+  /** Requests not sent: maxInFlight were waiting, or the clock fell more than 200 ms behind. */
   dropped: number;
   /** Answers by the pod that gave them (`-` when the gateway answered itself). */
   byPod: Record<string, number>;
@@ -132,6 +132,7 @@ export interface LoadGenerator {
 
 const MAX_RATE = 2000;
 const TICK_MS = 10;
+const CATCH_UP_MS = 200;
 
 function checkRate(rate: number): number {
   if (!Number.isFinite(rate) || rate <= 0 || rate > MAX_RATE)
@@ -232,10 +233,14 @@ export function startLoad(opts: LoadOptions): LoadGenerator {
     const now = performance.now();
     if (opts.durationMs !== undefined && now - started >= opts.durationMs) return void stop();
     const due = Math.floor(((now - epoch) / 1000) * rate);
-    // After a stall (a busy event loop), catch up at most one tick's worth plus one: a steady rate, not a burst.
-    const burst = Math.ceil((rate * TICK_MS) / 1000) + 1;
-    let n = Math.min(due - scheduled, burst);
-    if (due - scheduled > burst) scheduled = due - burst;
+    // After a stall (a busy event loop) it catches up at most CATCH_UP_MS of requests: a steady
+    // rate, not a burst. What it gives up is counted as dropped.
+    const burst = Math.ceil((rate * CATCH_UP_MS) / 1000) + 1;
+    if (due - scheduled > burst) {
+      stats.dropped += due - scheduled - burst;
+      scheduled = due - burst;
+    }
+    let n = due - scheduled;
     while (n-- > 0) {
       if (opts.maxRequests !== undefined && issued >= opts.maxRequests) return void stop();
       scheduled++;

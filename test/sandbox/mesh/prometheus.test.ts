@@ -122,6 +122,21 @@ describe('a real Prometheus scraping the gateway, read by vane analysis', () => 
     expect(byDestination.verdict).toBe('fail');
     expect(Math.abs(byDestination.results[0]!.value! - value)).toBeLessThan(15);
 
+    // Prometheus holds the series under Istio's workload names (the Deployment's), both reporters.
+    const q =
+      'count by (destination_workload, reporter) (istio_requests_total{destination_service_name="reviews"})';
+    const res = await provider.query(q);
+    const series =
+      res.type === 'vector'
+        ? res.series.map((x) => `${x.labels.reporter} ${x.labels.destination_workload}`)
+        : [];
+    expect(series.sort()).toEqual([
+      'destination reviews-v1',
+      'destination reviews-v2',
+      'source reviews-v1',
+      'source reviews-v2',
+    ]);
+
     // The load went through the gateway at its steady rate to both subsets.
     const stats = mesh.load!.stats();
     expect(stats.byPod['reviews-v1-5d8f7c-aaaaa']).toBeGreaterThan(50);

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MeshGateway, startMeshGateway } from '../../../src/sandbox/mesh/gateway.ts';
+import { startLoad } from '../../../src/sandbox/mesh/load.ts';
+import { startTestKube, type TestKube } from '../../helpers/kube.ts';
+import { eventually } from '../../helpers/services.ts';
+import { destinationRule, service, virtualService } from './fixtures.ts';
+import { startTestPod, type TestPod } from './test-pods.ts';
+
+const NS = 'bookinfo';
+
+describe('the load generator through the gateway', () => {
+  let kube: TestKube;
+  let gw: MeshGateway;
+  const pods: TestPod[] = [];
+
+  beforeAll(async () => {
+    kube = await startTestKube();
+    const sim = kube.sim;
+    sim.putObject(service('reviews', NS, { app: 'reviews' }));
+    sim.putObject(
+      destinationRule('reviews', NS, 'reviews', { v1: { version: 'v1' }, v2: { version: 'v2' } }),
+    );
+    pods.push(await startTestPod(sim, 'reviews-v1-5d8f7c-aaaaa', NS, { app: 'reviews', version: 'v1' }));
+    pods.push(await startTestPod(sim, 'reviews-v2-6c9e4b-bbbbb', NS, { app: 'reviews', version: 'v2' }));
+    // A/B: requests of end-user jason go to v2, everyone else to v1.
+    sim.putObject(
+      virtualService('reviews', NS, {
+        hosts: ['reviews'],
+        http: [
+          {
+            name: 'ab',
+            match: [{ headers: { 'end-user': { exact: 'jason' } } }],
+            route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+          },
+          { name: 'default', route: [{ destination: { host: 'reviews', subset: 'v1' } }] },
+        ],
+      }),
+    );
+    gw = await startMeshGateway({ kubeConfig: sim.kubeConfig() });
+    await eventually(async () => (gw.table().endpoints.get(NS)?.length === 2 ? true : undefined));
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await Promise.all(pods.map((p) => p.close()));
+    await kube?.stop();
+  });
+
+  it('sends a steady rate with a share of requests carrying the test header, and counts answers by pod', async () => {
+    const load = startLoad({
+      gatewayUrl: gw.url,
+      targets: [{ host: 'reviews', namespace: NS }],
+      rate: 100,
+      testHeader: { name: 'end-user', value: 'jason', share: 0.25 },
+      durationMs: 3_000,
+    });
+    await load.done;
+    const s = load.stats();
+    console.log(`load for 3s at 100 req/s: ${JSON.stringify(s)}`);
+    // 300 due: each is sent, or dropped when a stalled machine left the clock over 200 ms behind.
+    expect(s.sent + s.dropped).toBeGreaterThanOrEqual(290);
+    expect(s.sent + s.dropped).toBeLessThanOrEqual(302);
+    expect(s.sent).toBeGreaterThanOrEqual(240);
+    expect(s.completed).toBe(s.sent);
+    expect(s.failed).toBe(0);
+    const v1 = pods[0]!.name;
+    const v2 = pods[1]!.name;
+    const test = s.testByPod[v2] ?? 0;
+    // Every test-header request went to v2 and nothing else did.
+    expect(Object.keys(s.testByPod)).toEqual([v2]);
+    expect(s.byPod[v2]).toBe(test);
+    expect(s.byPod[v1]).toBe(s.sent - test);
+    expect(Math.abs(test / s.sent - 0.25)).toBeLessThan(0.1);
+  });
+
+  it('stops at maxRequests, can change its rate, and refuses a rate it cannot keep', async () => {
+    const load = startLoad({
+      gatewayUrl: gw.url,
+      targets: [{ host: 'reviews', namespace: NS }],
+      rate: 200,
+      maxRequests: 25,
+    });
+    await load.done;
+    expect(load.stats().sent).toBe(25);
+    expect(() => startLoad({ gatewayUrl: gw.url, targets: [{ host: 'reviews' }], rate: 0 })).toThrow(
+      /load rate 0 must be a number of requests per second above 0 and at most 2000/,
+    );
+    expect(() => startLoad({ gatewayUrl: gw.url, targets: [] })).toThrow(/at least one target/);
+
+    const slow = startLoad({ gatewayUrl: gw.url, targets: [{ host: 'reviews', namespace: NS }], rate: 20 });
+    await new Promise((r) => setTimeout(r, 500));
+    slow.setRate(200);
+    slow.reset();
+    await new Promise((r) => setTimeout(r, 1_000));
+    await slow.stop();
+    const sent = slow.stats().sent;
+    expect(sent).toBeGreaterThan(140);
+    expect(sent).toBeLessThanOrEqual(205);
+  });
+});
