@@ -15,6 +15,7 @@ import { createMeshMetrics, type MeshMetrics } from './metrics.ts';
 import {
   type CompiledRoute,
   type Endpoint,
+  type HeaderOps,
   pickEndpoint,
   type RouteHit,
   type RouteRequest,
@@ -110,6 +111,17 @@ function forwardHeaders(h: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
   return out;
+}
+
+/** Istio's header operations, in Envoy's order: remove, then set (replace), then add (append). */
+function applyHeaderOps(h: OutgoingHttpHeaders, ops: HeaderOps | undefined): void {
+  if (!ops) return;
+  for (const k of ops.remove) delete h[k];
+  for (const [k, v] of ops.set) h[k] = v;
+  for (const [k, v] of ops.add) {
+    const old = h[k];
+    h[k] = old === undefined ? v : [...(Array.isArray(old) ? old : [String(old)]), v];
+  }
 }
 
 /** Whether Envoy's retryOn conditions cover this attempt's result. */
@@ -294,8 +306,27 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
       return reply(res, r.fault.abort.httpStatus, flags.join(','), 'fault filter abort');
     }
 
+    if (result.kind === 'local') {
+      const a = result.answer;
+      const h: OutgoingHttpHeaders = { [RESPONSE_FLAGS_HEADER]: flags.join(',') || '-' };
+      if (a.redirect) {
+        const x = a.redirect;
+        const host = x.authority ?? rr.host;
+        const authority = x.port ? `${host.replace(/:\d+$/, '')}:${x.port}` : host;
+        h.location = `${x.scheme ?? 'http'}://${authority}${x.uri ?? rr.path}`;
+      }
+      const body = a.body ?? '';
+      h['content-length'] = Buffer.byteLength(body);
+      if (a.body !== undefined) h['content-type'] = 'text/plain';
+      applyHeaderOps(h, result.route.responseHeaders);
+      sourceReport(a.status, flags.join(',') || '-');
+      res.writeHead(a.status, h);
+      return res.end(body);
+    }
+
     const headers = forwardHeaders(req.headers);
     headers['x-request-id'] ??= randomUUID();
+    applyHeaderOps(headers, r?.requestHeaders);
     if (r) mirror(result, r, rr, headers);
 
     const deadline = performance.now() + Math.min(r?.timeoutMs ?? maxTimeoutMs, maxTimeoutMs);
@@ -348,6 +379,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     const f = flags.join(',') || '-';
     sourceReport(last.status, f, ep);
     const out = forwardHeaders(last.headers);
+    applyHeaderOps(out, r?.responseHeaders);
     out['content-length'] = String(last.body.length);
     out[RESPONSE_FLAGS_HEADER] = f;
     res.writeHead(last.status, out);

@@ -68,11 +68,29 @@ export interface MirrorPolicy {
   percentage: number;
 }
 
+/** Header operations of a route (Istio's `headers.request` / `headers.response`). */
+export interface HeaderOps {
+  set: [string, string][];
+  add: [string, string][];
+  remove: string[];
+}
+
+/** A route answered by the proxy itself: Istio's directResponse or redirect. */
+export interface LocalAnswer {
+  status: number;
+  body?: string;
+  redirect?: { uri?: string; authority?: string; scheme?: string; port?: number };
+}
+
 export interface CompiledRoute {
   name?: string;
   /** OR of matches; empty means every request. */
   matches: CompiledMatch[];
+  /** Empty when the route answers locally. */
   destinations: RouteDestination[];
+  local?: LocalAnswer;
+  requestHeaders?: HeaderOps;
+  responseHeaders?: HeaderOps;
   /** Undefined: no timeout (Istio's default), bounded by the gateway's own cap. */
   timeoutMs?: number;
   retries: RetryPolicy;
@@ -166,7 +184,17 @@ export interface RouteFailure {
   virtualService?: { namespace: string; name: string };
 }
 
-export type RouteResult = RouteHit | RouteFailure;
+/** A route the proxy answers itself (directResponse or redirect). */
+export interface RouteLocal {
+  kind: 'local';
+  host: string;
+  service?: ServiceEntry;
+  route: CompiledRoute;
+  answer: LocalAnswer;
+  virtualService: { namespace: string; name: string };
+}
+
+export type RouteResult = RouteHit | RouteFailure | RouteLocal;
 
 const GO_DURATION = /^(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns))+$/;
 const GO_DURATION_PART = /(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g;
@@ -294,9 +322,51 @@ function compileFault(f: any, field: string): FaultPolicy | undefined {
   return out;
 }
 
+function compileHeaderOps(h: any, field: string): HeaderOps | undefined {
+  if (!h) return undefined;
+  const pairs = (o: any, f: string): [string, string][] => {
+    if (o === undefined || o === null) return [];
+    if (typeof o !== 'object') throw new Error(`${field}.${f}: expected a map of header names to values`);
+    return Object.entries(o).map(([k, v]) => [k.toLowerCase(), String(v)]);
+  };
+  return {
+    set: pairs(h.set, 'set'),
+    add: pairs(h.add, 'add'),
+    remove: (Array.isArray(h.remove) ? h.remove : []).map((k: string) => String(k).toLowerCase()),
+  };
+}
+
+function compileLocal(r: any, field: string): LocalAnswer | undefined {
+  if (r?.directResponse) {
+    const status = r.directResponse.status;
+    if (!Number.isInteger(status) || status < 200 || status > 599)
+      throw new Error(
+        `${field}.directResponse.status: ${JSON.stringify(status)} must be an HTTP status from 200 to 599`,
+      );
+    const b = r.directResponse.body;
+    const body = b?.string ?? (b?.bytes ? Buffer.from(String(b.bytes), 'base64').toString() : undefined);
+    return { status, ...(body !== undefined ? { body } : {}) };
+  }
+  if (r?.redirect) {
+    const x = r.redirect;
+    return {
+      status: x.redirectCode ?? 301,
+      redirect: {
+        ...(x.uri ? { uri: String(x.uri) } : {}),
+        ...(x.authority ? { authority: String(x.authority) } : {}),
+        ...(x.scheme ? { scheme: String(x.scheme) } : {}),
+        ...(typeof x.port === 'number' ? { port: x.port } : {}),
+      },
+    };
+  }
+  return undefined;
+}
+
 function compileRoute(r: any, ns: string, field: string): CompiledRoute {
   const dests: any[] = Array.isArray(r?.route) ? r.route : [];
-  if (dests.length === 0) throw new Error(`${field}.route: a route needs at least one destination`);
+  const local = compileLocal(r, field);
+  if (dests.length === 0 && !local)
+    throw new Error(`${field}.route: a route needs at least one destination, a redirect or a directResponse`);
   const destinations = dests.map((d, i) => {
     const host = d?.destination?.host;
     if (typeof host !== 'string' || !host) throw new Error(`${field}.route[${i}].destination.host: required`);
@@ -308,6 +378,8 @@ function compileRoute(r: any, ns: string, field: string): CompiledRoute {
       weight: w,
     };
   });
+  const requestHeaders = compileHeaderOps(r.headers?.request, `${field}.headers.request`);
+  const responseHeaders = compileHeaderOps(r.headers?.response, `${field}.headers.response`);
   if (destinations.length > 1 && destinations.reduce((s, d) => s + d.weight, 0) === 0)
     throw new Error(`${field}.route: the weights total 0; Istio refuses such a route`);
   const mirrors: MirrorPolicy[] = [];
@@ -333,6 +405,9 @@ function compileRoute(r: any, ns: string, field: string): CompiledRoute {
     ...(r.name ? { name: String(r.name) } : {}),
     matches,
     destinations,
+    ...(local ? { local } : {}),
+    ...(requestHeaders ? { requestHeaders } : {}),
+    ...(responseHeaders ? { responseHeaders } : {}),
     // 0s disables the timeout, as in Istio.
     ...(timeoutMs ? { timeoutMs } : {}),
     retries: compileRetries(r.retries, `${field}.retries`),
@@ -610,6 +685,15 @@ export function route(table: RouteTable, req: RouteRequest, random: number): Rou
         host: fqdn,
         service: table.services.get(fqdn),
         virtualService: vsRef,
+      };
+    if (chosen.local)
+      return {
+        kind: 'local',
+        host: fqdn,
+        service: table.services.get(fqdn),
+        route: chosen,
+        answer: chosen.local,
+        virtualService: vsRef!,
       };
     const d = pickWeighted(chosen.destinations, random);
     host = d.host;

@@ -245,6 +245,42 @@ describe('the mesh gateway with the kube simulator and real pod processes', () =
     expect(copy.host).toBe('reviews-shadow');
   });
 
+  it('answers directResponse and redirect routes itself, and applies header operations', async () => {
+    kube.sim.putObject(
+      virtualService('reviews', NS, {
+        hosts: ['reviews'],
+        http: [
+          {
+            match: [{ uri: { exact: '/gone' } }],
+            directResponse: { status: 410, body: { string: 'moved on' } },
+          },
+          { match: [{ uri: { prefix: '/old' } }], redirect: { uri: '/new', authority: 'ratings' } },
+          {
+            route: [{ destination: { host: 'reviews', subset: 'v1' } }],
+            headers: {
+              request: { set: { 'x-routed': 'yes' }, remove: ['x-secret'] },
+              response: { add: { 'x-served-by': 'mesh' } },
+            },
+          },
+        ],
+      }),
+    );
+    const rv = String(
+      kube.sim.getObject('networking.istio.io/v1', 'VirtualService', NS, 'reviews').metadata.resourceVersion,
+    );
+    await eventually(async () => (rvOf(gw) === rv ? true : undefined), 5_000, 5);
+    const before = pods.v1!.received.length;
+    const gone = await meshRequest(gw.url, { host: 'reviews', namespace: NS, path: '/gone' });
+    expect([gone.status, gone.body, gone.pod]).toEqual([410, 'moved on', undefined]);
+    const old = await meshRequest(gw.url, { host: 'reviews:9080', namespace: NS, path: '/old/1' });
+    expect([old.status, old.headers.location]).toEqual([301, 'http://ratings/new']);
+    expect(pods.v1!.received.length).toBe(before);
+    const ok = await meshRequest(gw.url, { host: 'reviews', namespace: NS, headers: { 'x-secret': 's' } });
+    expect([ok.status, ok.headers['x-served-by']]).toEqual([200, 'mesh']);
+    const seen = pods.v1!.received.at(-1)!;
+    expect([seen.headers['x-routed'], seen.headers['x-secret']]).toEqual(['yes', undefined]);
+  });
+
   it('answers 404 NR for an unknown host and 503 UH when the subset has no ready pod', async () => {
     const nr = await meshRequest(gw.url, { host: 'nowhere', namespace: NS });
     expect([nr.status, nr.headers['x-sandbox-response-flags']]).toEqual([404, 'NR']);

@@ -35,7 +35,11 @@ function reviews(versions: number, http: unknown[], extra: Partial<MeshObjects> 
 }
 
 function podOf(r: RouteResult): string {
-  return r.kind === 'route' ? r.endpoint.pod : `${r.status} ${r.flags}`;
+  return r.kind === 'route'
+    ? r.endpoint.pod
+    : r.kind === 'local'
+      ? `local ${r.answer.status}`
+      : `${r.status} ${r.flags}`;
 }
 
 const to = (subset: string, weight?: number) => ({
