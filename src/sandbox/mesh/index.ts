@@ -6,7 +6,16 @@ import { type MeshGateway, startMeshGateway } from './gateway.ts';
 import { type LoadGenerator, type LoadOptions, startLoad } from './load.ts';
 
 export { type MeshGateway, type MeshGatewayOptions, startMeshGateway } from './gateway.ts';
-export { type LoadGenerator, type LoadOptions, type LoadStats, meshRequest, startLoad } from './load.ts';
+export {
+  type LoadGenerator,
+  type LoadOptions,
+  type LoadStats,
+  meshRequest,
+  type Sample,
+  type SampleOptions,
+  sampleTraffic,
+  startLoad,
+} from './load.ts';
 export { compileRoutes, route } from './routes.ts';
 
 export interface SandboxMeshOptions {

@@ -77,6 +77,57 @@ export function meshRequest(
   });
 }
 
+export interface SampleOptions extends Omit<MeshRequest, 'timeoutMs'> {
+  /** Requests to send. Default 100; at most 100,000. */
+  n?: number;
+  /** Requests in flight at once. Default 10. */
+  concurrency?: number;
+  /** Per request. Default 5s. */
+  timeoutMs?: number;
+}
+
+export interface Sample {
+  /** Answers by the pod that gave them (`-` when the gateway answered itself). */
+  byPod: Record<string, number>;
+  byStatus: Record<string, number>;
+  /** Requests without an HTTP answer. */
+  failed: number;
+}
+
+/**
+ * Sends n requests through the gateway and counts who answered: how a test (or the demo) judges
+ * where users' traffic goes, e.g. that after a rollback every request reaches a stable pod.
+ */
+export async function sampleTraffic(gatewayUrl: string, opts: SampleOptions): Promise<Sample> {
+  const n = opts.n ?? 100;
+  if (!Number.isInteger(n) || n < 1 || n > 100_000)
+    throw new Error(`sample n ${n} must be a whole number from 1 to 100000`);
+  const concurrency = Math.max(1, Math.min(opts.concurrency ?? 10, n));
+  const out: Sample = { byPod: {}, byStatus: {}, failed: 0 };
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  let next = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < n) {
+          next++;
+          try {
+            const r = await meshRequest(gatewayUrl, { ...opts, timeoutMs: opts.timeoutMs ?? 5_000 }, agent);
+            const pod = r.pod ?? '-';
+            out.byPod[pod] = (out.byPod[pod] ?? 0) + 1;
+            out.byStatus[r.status] = (out.byStatus[r.status] ?? 0) + 1;
+          } catch {
+            out.failed++;
+          }
+        }
+      }),
+    );
+  } finally {
+    agent.destroy();
+  }
+  return out;
+}
+
 export interface LoadTarget {
   host: string;
   path?: string;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MeshGateway, startMeshGateway } from '../../../src/sandbox/mesh/gateway.ts';
-import { startLoad } from '../../../src/sandbox/mesh/load.ts';
+import { sampleTraffic, startLoad } from '../../../src/sandbox/mesh/load.ts';
 import { startTestKube, type TestKube } from '../../helpers/kube.ts';
 import { eventually } from '../../helpers/services.ts';
 import { destinationRule, service, virtualService } from './fixtures.ts';
@@ -95,5 +95,18 @@ describe('the load generator through the gateway', () => {
     const sent = slow.stats().sent;
     expect(sent).toBeGreaterThan(140);
     expect(sent).toBeLessThanOrEqual(205);
+  });
+
+  it('samples where n requests go, with or without the test header', async () => {
+    const plain = await sampleTraffic(gw.url, { host: 'reviews.bookinfo', n: 50 });
+    expect(plain).toEqual({ byPod: { [pods[0]!.name]: 50 }, byStatus: { 200: 50 }, failed: 0 });
+    const jason = await sampleTraffic(gw.url, {
+      host: 'reviews',
+      namespace: NS,
+      headers: { 'end-user': 'jason' },
+      n: 30,
+    });
+    expect(jason.byPod).toEqual({ [pods[1]!.name]: 30 });
+    await expect(sampleTraffic(gw.url, { host: 'reviews', n: 0 })).rejects.toThrow(/sample n 0 must be/);
   });
 });
