@@ -46,14 +46,15 @@ describe('a real Prometheus scraping the gateway, read by vane analysis', () => 
       destinationRule('reviews', NS, 'reviews', { stable: { version: 'v1' }, canary: { version: 'v2' } }),
     );
     pods.push(await startTestPod(sim, 'reviews-v1-5d8f7c-aaaaa', NS, { app: 'reviews', version: 'v1' }));
-    // The canary fails 30% of its requests, with 500 (Istio's default retries cover only 503).
+    // The canary fails 30% of its requests, with 500 (Istio's default retries cover only 503), and
+    // answers after 120 ms.
     pods.push(
       await startTestPod(
         sim,
         'reviews-v2-6c9e4b-bbbbb',
         NS,
         { app: 'reviews', version: 'v2' },
-        { errorRate: 0.3 },
+        { errorRate: 0.3, delayMs: 120 },
       ),
     );
     sim.putObject(
@@ -121,6 +122,23 @@ describe('a real Prometheus scraping the gateway, read by vane analysis', () => 
     const byDestination = await conclusive(ctx('v2'), 'destination');
     expect(byDestination.verdict).toBe('fail');
     expect(Math.abs(byDestination.results[0]!.value! - value)).toBeLessThan(15);
+
+    // The latency histogram: p50 of the canary falls in Istio's (100, 250] bucket.
+    const latency = await runAnalysis({
+      provider,
+      checks: [
+        {
+          name: 'p50',
+          template: 'request-duration',
+          options: { quantile: 0.5 },
+          thresholdRange: { max: 100 },
+        },
+      ],
+      ctx: ctx('v2'),
+    });
+    expect(latency.verdict).toBe('fail');
+    expect(latency.results[0]!.value).toBeGreaterThan(100);
+    expect(latency.results[0]!.value).toBeLessThanOrEqual(250);
 
     // Prometheus holds the series under Istio's workload names (the Deployment's), both reporters.
     const q =
