@@ -32,6 +32,9 @@ export const SOURCE_WORKLOAD_HEADER = 'x-sandbox-source-workload';
 /** Set on every answer the gateway makes or forwards: Envoy's response flags, `-` for none. */
 export const RESPONSE_FLAGS_HEADER = 'x-sandbox-response-flags';
 
+/** Idle keep-alive connections to pods are closed after this long. */
+const IDLE_UPSTREAM_MS = 4_000;
+
 /** How long start-up waits for the first list of every watched kind. */
 const SYNC_TIMEOUT_MS = 15_000;
 
@@ -156,7 +159,9 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   const random = opts.random ?? Math.random;
   const metrics = createMeshMetrics();
   const watch = watchMesh(opts.kubeConfig);
-  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+  // Idle connections to pods close before Node servers' 5 s keep-alive does, so a request never
+  // races a server closing the socket it picked (a spurious reset).
+  const agent = new Agent({ keepAlive: true, maxSockets: 512, timeout: IDLE_UPSTREAM_MS });
   const pending = new Set<AbortController>();
 
   /** One request to one pod; never throws. */

@@ -7,6 +7,7 @@ import { type LoadGenerator, type LoadOptions, startLoad } from './load.ts';
 
 export { type MeshGateway, type MeshGatewayOptions, startMeshGateway } from './gateway.ts';
 export {
+  type LoadAnswer,
   type LoadGenerator,
   type LoadOptions,
   type LoadStats,

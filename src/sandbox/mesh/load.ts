@@ -154,6 +154,20 @@ export interface LoadOptions {
   durationMs?: number;
   /** source_workload of the requests. Default `sandbox-load`. */
   sourceWorkload?: string;
+  /** Called with every answer (e.g. to time how long until every request reaches stable). Default none. */
+  onAnswer?: (a: LoadAnswer) => void;
+}
+
+export interface LoadAnswer {
+  /** The pod that answered; undefined when the gateway answered itself or nothing came back. */
+  pod?: string;
+  /** 0 when no HTTP answer came. */
+  status: number;
+  host: string;
+  /** Whether the request carried the test header. */
+  test: boolean;
+  /** When the answer came (Date.now()). */
+  at: number;
 }
 
 export interface LoadStats {
@@ -208,6 +222,10 @@ function empty(): LoadStats {
  * a 10 ms clock, so the rate holds however long each answer takes (bounded by maxInFlight).
  */
 export function startLoad(opts: LoadOptions): LoadGenerator {
+  if (!opts.gatewayUrl || !/^https?:\/\//.test(opts.gatewayUrl))
+    throw new Error(
+      `load: gatewayUrl must be the gateway's http:// URL (got ${JSON.stringify(opts.gatewayUrl)})`,
+    );
   if (opts.targets.length === 0) throw new Error('load: give at least one target host');
   let rate = checkRate(opts.rate ?? 20);
   let share = checkShare(opts.testHeader?.share ?? 0);
@@ -270,9 +288,17 @@ export function startLoad(opts: LoadOptions): LoadGenerator {
         s.byPod[pod] = (s.byPod[pod] ?? 0) + 1;
         s.byStatus[r.status] = (s.byStatus[r.status] ?? 0) + 1;
         if (test) s.testByPod[pod] = (s.testByPod[pod] ?? 0) + 1;
+        opts.onAnswer?.({
+          ...(r.pod ? { pod: r.pod } : {}),
+          status: r.status,
+          host: t.host,
+          test: !!test,
+          at: Date.now(),
+        });
       })
       .catch(() => {
         s.failed++;
+        opts.onAnswer?.({ status: 0, host: t.host, test: !!test, at: Date.now() });
       })
       .finally(() => {
         inFlight--;

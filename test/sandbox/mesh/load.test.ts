@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MeshGateway, startMeshGateway } from '../../../src/sandbox/mesh/gateway.ts';
-import { sampleTraffic, startLoad } from '../../../src/sandbox/mesh/load.ts';
+import { type LoadAnswer, sampleTraffic, startLoad } from '../../../src/sandbox/mesh/load.ts';
 import { startTestKube, type TestKube } from '../../helpers/kube.ts';
 import { eventually } from '../../helpers/services.ts';
 import { destinationRule, service, virtualService } from './fixtures.ts';
@@ -46,12 +46,14 @@ describe('the load generator through the gateway', () => {
   });
 
   it('sends a steady rate with a share of requests carrying the test header, and counts answers by pod', async () => {
+    const answers: LoadAnswer[] = [];
     const load = startLoad({
       gatewayUrl: gw.url,
       targets: [{ host: 'reviews', namespace: NS }],
       rate: 100,
       testHeader: { name: 'end-user', value: 'jason', share: 0.25 },
       durationMs: 3_000,
+      onAnswer: (a) => answers.push(a),
     });
     await load.done;
     const s = load.stats();
@@ -70,6 +72,9 @@ describe('the load generator through the gateway', () => {
     expect(s.byPod[v2]).toBe(test);
     expect(s.byPod[v1]).toBe(s.sent - test);
     expect(Math.abs(test / s.sent - 0.25)).toBeLessThan(0.1);
+    // Every answer was also told to onAnswer, with its pod and whether it carried the header.
+    expect(answers.length).toBe(s.completed);
+    expect(answers.filter((a) => a.test).every((a) => a.pod === v2 && a.status === 200)).toBe(true);
   });
 
   it('stops at maxRequests, can change its rate, and refuses a rate it cannot keep', async () => {
