@@ -5,19 +5,27 @@ import { type ManagedProcess, startPrometheus } from '../processes.ts';
 import { type MeshGateway, startMeshGateway } from './gateway.ts';
 import { type LoadGenerator, type LoadOptions, startLoad } from './load.ts';
 
-export { type MeshGateway, type MeshGatewayOptions, startMeshGateway } from './gateway.ts';
+export {
+  type MeshGateway,
+  type MeshGatewayOptions,
+  NAMESPACE_HEADER,
+  RESPONSE_FLAGS_HEADER,
+  SOURCE_WORKLOAD_HEADER,
+  startMeshGateway,
+} from './gateway.ts';
 export {
   type LoadAnswer,
   type LoadGenerator,
   type LoadOptions,
   type LoadStats,
   meshRequest,
+  POD_HEADER,
   type Sample,
   type SampleOptions,
   sampleTraffic,
   startLoad,
 } from './load.ts';
-export { compileRoutes, route } from './routes.ts';
+export { compileRoutes, POD_PORT_ANNOTATION, route } from './routes.ts';
 
 export interface SandboxMeshOptions {
   /** The kube simulator (or anything giving a KubeConfig of the cluster to follow). */
@@ -43,6 +51,27 @@ export interface SandboxMesh {
   close(): Promise<void>;
 }
 
+export interface GatewayPrometheusOptions {
+  /** Folder for Prometheus's configuration and data. */
+  dir: string;
+  /** The gateway's host:port (`MeshGateway.hostPort`). */
+  gateway: string;
+  /** Default: a free port. */
+  port?: number;
+  /** Default 1s. */
+  scrapeInterval?: string;
+}
+
+/** A real Prometheus scraping the gateway's /metrics (job `sandbox-mesh`), every second by default. */
+export function startGatewayPrometheus(opts: GatewayPrometheusOptions): Promise<ManagedProcess> {
+  return startPrometheus({
+    dir: opts.dir,
+    ...(opts.port !== undefined ? { port: opts.port } : {}),
+    scrapeInterval: opts.scrapeInterval ?? '1s',
+    targets: [{ job: 'sandbox-mesh', target: opts.gateway }],
+  });
+}
+
 /** Starts the mesh gateway following `sim`, a real Prometheus scraping it every second, and optionally load. */
 export async function startSandboxMesh(opts: SandboxMeshOptions): Promise<SandboxMesh> {
   const gateway = await startMeshGateway({
@@ -53,11 +82,11 @@ export async function startSandboxMesh(opts: SandboxMeshOptions): Promise<Sandbo
   let load: LoadGenerator | undefined;
   try {
     if (opts.prometheus !== false) {
-      prometheus = await startPrometheus({
+      prometheus = await startGatewayPrometheus({
         dir: join(opts.dataDir, 'prometheus'),
+        gateway: gateway.hostPort,
         ...(opts.prometheus?.port !== undefined ? { port: opts.prometheus.port } : {}),
-        scrapeInterval: opts.prometheus?.scrapeInterval ?? '1s',
-        targets: [{ job: 'sandbox-mesh', target: gateway.hostPort }],
+        ...(opts.prometheus?.scrapeInterval ? { scrapeInterval: opts.prometheus.scrapeInterval } : {}),
       });
     }
     if (opts.load) load = startLoad({ ...opts.load, gatewayUrl: gateway.url });
