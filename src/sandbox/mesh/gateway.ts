@@ -14,6 +14,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { createMeshMetrics, type MeshMetrics } from './metrics.ts';
 import {
   type CompiledRoute,
+  DEFAULT_RETRIES,
   type Endpoint,
   type HeaderOps,
   pickEndpoint,
@@ -335,7 +336,8 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     if (r) mirror(result, r, rr, headers);
 
     const deadline = performance.now() + Math.min(r?.timeoutMs ?? maxTimeoutMs, maxTimeoutMs);
-    const retries = r?.retries ?? { attempts: 0, retryOn: [] };
+    // Without a VirtualService Istio still applies its default retry policy.
+    const retries = r?.retries ?? DEFAULT_RETRIES;
     const tried = new Set<string>();
     let ep = result.endpoint;
     let last: Outcome | AttemptError = 'timeout';

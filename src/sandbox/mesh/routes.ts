@@ -273,7 +273,7 @@ function percentage(p: any, legacy: any, field: string): number {
 }
 
 /** Istio's retry policy when a route sets none. */
-const DEFAULT_RETRIES: RetryPolicy = {
+export const DEFAULT_RETRIES: RetryPolicy = {
   attempts: 2,
   retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes', '503'],
 };

@@ -182,6 +182,17 @@ describe('the mesh gateway with the kube simulator and real pod processes', () =
     expect((await meshRequest(gw.url, { host: 'reviews', namespace: NS })).status).toBe(500);
   });
 
+  it("applies Istio's default retries when a route sets none: a 503 is retried, a 500 is not", async () => {
+    await setRoute({ route: [{ destination: { host: 'reviews', subset: 'v1' } }] });
+    pods.v1!.behave({ failNext: 2, errorStatus: 503 });
+    expect((await meshRequest(gw.url, { host: 'reviews', namespace: NS })).status).toBe(200);
+    pods.v1!.behave({ failNext: 3, errorStatus: 503 });
+    const exhausted = await meshRequest(gw.url, { host: 'reviews', namespace: NS });
+    expect([exhausted.status, exhausted.headers['x-sandbox-response-flags']]).toEqual([503, 'URX']);
+    pods.v1!.behave({ failNext: 1, errorStatus: 500 });
+    expect((await meshRequest(gw.url, { host: 'reviews', namespace: NS })).status).toBe(500);
+  });
+
   it('retries a per-try timeout and a connection refused on another pod of the subset', async () => {
     await setRoute({
       route: [{ destination: { host: 'reviews', subset: 'v1' } }],
