@@ -352,6 +352,19 @@ describe('the mesh gateway with the kube simulator and real pod processes', () =
       expect(Number(l!.split(' ').at(-1))).toBeGreaterThanOrEqual(5);
     }
     expect(text).toMatch(/istio_request_duration_milliseconds_bucket\{le="0\.5",reporter="source"/);
+    // What the gateway answered itself (fault aborts, no route) only the caller's proxy reports.
+    const reporters = (needle: string) =>
+      new Set(
+        text
+          .split('\n')
+          .filter((l) => l.startsWith('istio_requests_total{') && l.includes(needle))
+          .map((l) => /reporter="(\w+)"/.exec(l)?.[1]),
+      );
+    expect(reporters('response_flags="FI"')).toEqual(new Set(['source']));
+    expect(reporters('response_flags="NR"')).toEqual(new Set(['source']));
+    expect(reporters('destination_service="nowhere.bookinfo.svc.cluster.local"')).toEqual(
+      new Set(['source']),
+    );
     expect(text).toContain('le="3600000"');
   });
 
