@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   Agent,
+  type ClientRequest,
   createServer,
   request as httpRequest,
   type IncomingHttpHeaders,
@@ -163,7 +164,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   // Idle connections to pods close before Node servers' 5 s keep-alive does, so a request never
   // races a server closing the socket it picked (a spurious reset).
   const agent = new Agent({ keepAlive: true, maxSockets: 512, timeout: IDLE_UPSTREAM_MS });
-  const pending = new Set<AbortController>();
+  const pending = new Set<ClientRequest>();
 
   /** One request to one pod; never throws. */
   const attempt = (
@@ -173,21 +174,15 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     timeoutMs: number,
   ): Promise<Outcome | AttemptError> =>
     new Promise((resolve) => {
-      const ac = new AbortController();
-      pending.add(ac);
       let settled = false;
       let gotResponse = false;
       const done = (v: Outcome | AttemptError) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        pending.delete(ac);
+        pending.delete(out);
         resolve(v);
       };
-      const timer = setTimeout(() => {
-        done('timeout');
-        ac.abort();
-      }, timeoutMs);
       const out = httpRequest(
         {
           host: ep.ip,
@@ -196,7 +191,6 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
           path: req.path,
           headers: { ...headers, 'content-length': String(req.body.length) },
           agent,
-          signal: ac.signal,
         },
         (res) => {
           gotResponse = true;
@@ -215,6 +209,11 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
           res.on('error', () => done('reset'));
         },
       );
+      pending.add(out);
+      const timer = setTimeout(() => {
+        done('timeout');
+        out.destroy();
+      }, timeoutMs);
       out.on('error', (e: NodeJS.ErrnoException) => {
         const connect =
           !gotResponse && (e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH' || e.code === 'ENOTFOUND');
@@ -468,7 +467,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     watch,
     table: () => watch.table(),
     async close() {
-      for (const ac of pending) ac.abort();
+      for (const r of pending) r.destroy();
       await watch.stop();
       agent.destroy();
       await new Promise<void>((resolve) => {
