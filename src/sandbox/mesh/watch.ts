@@ -65,24 +65,44 @@ export function watchMesh(kc: KubeConfig): MeshWatch {
     for (const fn of listeners) fn(current);
   };
 
-  const starts: Promise<void>[] = [];
+  // A kind is synced once a start listed it without an error (a failed list restarts the informer).
+  const syncs: Promise<void>[] = [];
   for (const [kind, src] of Object.entries(sources) as [Kind, (typeof sources)[Kind]][]) {
     const inf = makeInformer<KubernetesObject>(kc, src.path, src.list);
     informers.set(kind, inf);
     for (const ev of ['add', 'update', 'delete'] as const) inf.on(ev, recompile);
-    inf.on('error', (err: any) => {
+    let failures = 0;
+    let markSynced: () => void = () => {};
+    syncs.push(
+      new Promise<void>((r) => {
+        markSynced = r;
+      }),
+    );
+    const fail = (err: any) => {
+      failures++;
       errors.push(`${kind}: ${err?.message ?? String(err)}`);
       errors.splice(0, Math.max(0, errors.length - 20));
       if (stopped) return;
       const t = setTimeout(() => {
         timers.delete(t);
-        if (!stopped) inf.start().catch(() => {});
+        if (!stopped) void start();
       }, RESTART_DELAY_MS);
       timers.add(t);
-    });
-    starts.push(inf.start());
+    };
+    const start = async () => {
+      const before = failures;
+      try {
+        await inf.start();
+      } catch (e) {
+        // A watch that cannot start leaves the informer stopped without an error event.
+        return fail(e);
+      }
+      if (failures === before) markSynced();
+    };
+    inf.on('error', fail);
+    void start();
   }
-  const synced = Promise.all(starts).then(() => recompile());
+  const synced = Promise.all(syncs).then(() => recompile());
 
   return {
     table: () => current,
