@@ -219,20 +219,27 @@ export function parseIstioDuration(s: unknown, field: string): number {
   return ms;
 }
 
-function compileStringMatch(m: any, field: string): CompiledStringMatch {
+function compileStringMatch(
+  m: any,
+  field: string,
+  { presence = false, ignoreCase = false } = {},
+): CompiledStringMatch {
   if (!m || typeof m !== 'object')
     throw new Error(`${field}: expected an object with exact, prefix or regex`);
   const keys = Object.keys(m).filter((k) => m[k] !== undefined);
+  // For headers and query parameters, an empty match asks only that the name is present.
+  if (keys.length === 0 && presence) return { test: (v) => v !== undefined };
   if (keys.length !== 1 || !['exact', 'prefix', 'regex'].includes(keys[0]!))
     throw new Error(`${field}: give exactly one of exact, prefix, regex (got ${keys.join(', ') || 'none'})`);
   const kind = keys[0]!;
-  const want = String(m[kind]);
-  if (kind === 'exact') return { test: (v) => v === want };
-  if (kind === 'prefix') return { test: (v) => v?.startsWith(want) === true };
+  const want = ignoreCase && kind !== 'regex' ? String(m[kind]).toLowerCase() : String(m[kind]);
+  const norm = (v: string | undefined) => (ignoreCase ? v?.toLowerCase() : v);
+  if (kind === 'exact') return { test: (v) => norm(v) === want };
+  if (kind === 'prefix') return { test: (v) => norm(v)?.startsWith(want) === true };
   let re: RegExp;
   try {
     // Envoy's safe_regex (RE2) matches the whole value.
-    re = new RegExp(`^(?:${want})$`);
+    re = new RegExp(`^(?:${want})$`, ignoreCase ? 'i' : '');
   } catch (e) {
     throw new Error(`${field}.regex: ${(e as Error).message}`);
   }
@@ -241,13 +248,18 @@ function compileStringMatch(m: any, field: string): CompiledStringMatch {
 
 function compileMatchMap(m: any, field: string): [string, CompiledStringMatch][] {
   if (m === undefined || m === null) return [];
-  return Object.entries(m).map(([k, v]) => [k.toLowerCase(), compileStringMatch(v, `${field}.${k}`)]);
+  return Object.entries(m).map(([k, v]) => [
+    k.toLowerCase(),
+    compileStringMatch(v, `${field}.${k}`, { presence: true }),
+  ]);
 }
 
 function compileMatch(m: any, field: string): CompiledMatch {
   const gateways: unknown = m?.gateways;
   return {
-    uri: m?.uri ? compileStringMatch(m.uri, `${field}.uri`) : undefined,
+    uri: m?.uri
+      ? compileStringMatch(m.uri, `${field}.uri`, { ignoreCase: m.ignoreUriCase === true })
+      : undefined,
     method: m?.method ? compileStringMatch(m.method, `${field}.method`) : undefined,
     authority: m?.authority ? compileStringMatch(m.authority, `${field}.authority`) : undefined,
     scheme: m?.scheme ? compileStringMatch(m.scheme, `${field}.scheme`) : undefined,
@@ -256,7 +268,7 @@ function compileMatch(m: any, field: string): CompiledMatch {
     // Query parameter names are case-sensitive; keep them as written.
     queryParams: Object.entries(m?.queryParams ?? {}).map(([k, v]) => [
       k,
-      compileStringMatch(v, `${field}.queryParams.${k}`),
+      compileStringMatch(v, `${field}.queryParams.${k}`, { presence: true }),
     ]),
     port: typeof m?.port === 'number' ? m.port : undefined,
     sourceNamespace: typeof m?.sourceNamespace === 'string' ? m.sourceNamespace : undefined,

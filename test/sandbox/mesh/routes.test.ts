@@ -194,6 +194,19 @@ describe('route: matches', () => {
       { path: '/?id=1a' },
     ],
     [
+      'header present ({})',
+      { headers: { 'x-canary': {} } },
+      { headers: { 'x-canary': '' } },
+      { headers: {} },
+    ],
+    ['queryParams present ({})', { queryParams: { debug: {} } }, { path: '/?debug' }, { path: '/?other=1' }],
+    [
+      'uri with ignoreUriCase',
+      { uri: { prefix: '/API' }, ignoreUriCase: true },
+      { path: '/api/x' },
+      { path: '/ap' },
+    ],
+    [
       'withoutHeaders',
       { withoutHeaders: { 'x-skip': { exact: '1' } } },
       { headers: {} },
