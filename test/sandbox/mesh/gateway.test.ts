@@ -368,6 +368,23 @@ describe('the mesh gateway with the kube simulator and real pod processes', () =
     expect(text).toContain('le="3600000"');
   });
 
+  it('serves its own /healthz and /routes when addressed by its own address', async () => {
+    const health = await fetch(`${gw.url}/healthz`, { signal: AbortSignal.timeout(5_000) });
+    expect([health.status, await health.text()]).toEqual([200, 'ok']);
+    const routes = (await (
+      await fetch(`${gw.url}/routes`, { signal: AbortSignal.timeout(5_000) })
+    ).json()) as {
+      virtualServices: { namespace: string; name: string; hosts: string[] }[];
+      endpoints: string[];
+      problems: string[];
+    };
+    expect(routes.virtualServices.map((v) => `${v.namespace}/${v.name} ${v.hosts.join()}`)).toEqual([
+      'bookinfo/reviews reviews.bookinfo.svc.cluster.local',
+    ]);
+    expect(routes.endpoints).toContain(`bookinfo/${pods.v1!.name} 127.0.0.1:${pods.v1!.port}`);
+    expect(routes.problems).toEqual([]);
+  });
+
   it('resolves a short host name in the caller namespace, a qualified one anywhere', async () => {
     await setRoute({ route: [{ destination: { host: 'reviews', subset: 'v1' } }] });
     const a = await meshRequest(gw.url, { host: 'reviews', namespace: 'default' });
