@@ -731,7 +731,9 @@ export function route(table: RouteTable, req: RouteRequest, random: number): Rou
       kind: 'failure',
       status: 503,
       flags: 'NC',
-      message: `no cluster for ${host}${subset ? ` subset ${subset}` : ''}: the subset is not defined in a DestinationRule`,
+      message: table.services.has(host)
+        ? `no cluster for ${host} subset ${subset}: no DestinationRule of the host defines that subset`
+        : `no cluster for ${host}: no Service of that name`,
       service: table.services.get(host),
       ...base,
     };
