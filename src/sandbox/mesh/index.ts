@@ -72,6 +72,30 @@ export function startGatewayPrometheus(opts: GatewayPrometheusOptions): Promise<
   });
 }
 
+/**
+ * Resolves once Prometheus has scraped the gateway (`up{job="sandbox-mesh"} == 1`); Prometheus
+ * from Debian takes several seconds to its first sample. Throws after `timeoutMs` (default 30 s).
+ */
+export async function waitForGatewayScrape(prometheusUrl: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const url = `${prometheusUrl}/api/v1/query?query=${encodeURIComponent('up{job="sandbox-mesh"} == 1')}`;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      const body = (await r.json()) as { data?: { result?: unknown[] } };
+      if (r.ok && (body.data?.result?.length ?? 0) > 0) return;
+      last = r.ok ? 'no successful scrape yet' : `HTTP ${r.status}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(
+    `Prometheus at ${prometheusUrl} has not scraped the gateway within ${timeoutMs}ms (${last})`,
+  );
+}
+
 /** Starts the mesh gateway following `sim`, a real Prometheus scraping it every second, and optionally load. */
 export async function startSandboxMesh(opts: SandboxMeshOptions): Promise<SandboxMesh> {
   const gateway = await startMeshGateway({

@@ -6,7 +6,12 @@ import { runAnalysis } from '../../../src/metrics/analysis.ts';
 import { createPrometheusProvider, type PrometheusProvider } from '../../../src/metrics/prometheus.ts';
 import type { MetricCheckInput } from '../../../src/metrics/spec.ts';
 import type { AnalysisContext, AnalysisReport } from '../../../src/metrics/types.ts';
-import { type SandboxMesh, startSandboxMesh, writeSandboxFile } from '../../../src/sandbox/mesh/index.ts';
+import {
+  type SandboxMesh,
+  startSandboxMesh,
+  waitForGatewayScrape,
+  writeSandboxFile,
+} from '../../../src/sandbox/mesh/index.ts';
 import { startTestKube, type TestKube } from '../../helpers/kube.ts';
 import { eventually } from '../../helpers/services.ts';
 import { destinationRule, service, virtualService } from './fixtures.ts';
@@ -83,6 +88,7 @@ describe('a real Prometheus scraping the gateway, read by vane analysis', () => 
       writeFileSync(pidFile, String(mesh.prometheus.pid));
     }
     provider = createPrometheusProvider({ url: mesh.prometheusUrl! });
+    await waitForGatewayScrape(mesh.prometheusUrl!);
   });
   afterAll(async () => {
     provider?.close();
