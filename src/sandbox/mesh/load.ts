@@ -198,6 +198,7 @@ export interface LoadGenerator {
 const MAX_RATE = 2000;
 const TICK_MS = 10;
 const CATCH_UP_MS = 200;
+const MAX_TARGETS = 100;
 
 function checkRate(rate: number): number {
   if (!Number.isFinite(rate) || rate <= 0 || rate > MAX_RATE)
@@ -226,10 +227,18 @@ export function startLoad(opts: LoadOptions): LoadGenerator {
     throw new Error(
       `load: gatewayUrl must be the gateway's http:// URL (got ${JSON.stringify(opts.gatewayUrl)})`,
     );
-  if (opts.targets.length === 0) throw new Error('load: give at least one target host');
+  if (opts.targets.length === 0 || opts.targets.length > MAX_TARGETS)
+    throw new Error(`load: give from 1 to ${MAX_TARGETS} target hosts (got ${opts.targets.length})`);
+  for (const [i, t] of opts.targets.entries())
+    if (!t.host || (t.weight !== undefined && !(Number.isFinite(t.weight) && t.weight >= 0)))
+      throw new Error(`load: targets[${i}] needs a host and a weight >= 0 (got ${JSON.stringify(t)})`);
+  if (opts.targets.every((t) => (t.weight ?? 1) === 0)) throw new Error('load: the target weights total 0');
+  const maxInFlightOpt = opts.maxInFlight ?? 200;
+  if (!Number.isInteger(maxInFlightOpt) || maxInFlightOpt < 1 || maxInFlightOpt > 10_000)
+    throw new Error(`load: maxInFlight ${maxInFlightOpt} must be a whole number from 1 to 10000`);
   let rate = checkRate(opts.rate ?? 20);
   let share = checkShare(opts.testHeader?.share ?? 0);
-  const maxInFlight = opts.maxInFlight ?? 200;
+  const maxInFlight = maxInFlightOpt;
   const agent = new Agent({ keepAlive: true, maxSockets: maxInFlight });
   const totalWeight = opts.targets.reduce((s, t) => s + (t.weight ?? 1), 0);
   let stats = empty();
@@ -282,24 +291,27 @@ export function startLoad(opts: LoadOptions): LoadGenerator {
       },
       agent,
     )
-      .then((r) => {
-        s.completed++;
-        const pod = r.pod ?? '-';
-        s.byPod[pod] = (s.byPod[pod] ?? 0) + 1;
-        s.byStatus[r.status] = (s.byStatus[r.status] ?? 0) + 1;
-        if (test) s.testByPod[pod] = (s.testByPod[pod] ?? 0) + 1;
-        opts.onAnswer?.({
-          ...(r.pod ? { pod: r.pod } : {}),
-          status: r.status,
-          host: t.host,
-          test: !!test,
-          at: Date.now(),
-        });
-      })
-      .catch(() => {
-        s.failed++;
-        opts.onAnswer?.({ status: 0, host: t.host, test: !!test, at: Date.now() });
-      })
+      .then(
+        (r) => {
+          s.completed++;
+          const pod = r.pod ?? '-';
+          s.byPod[pod] = (s.byPod[pod] ?? 0) + 1;
+          s.byStatus[r.status] = (s.byStatus[r.status] ?? 0) + 1;
+          if (test) s.testByPod[pod] = (s.testByPod[pod] ?? 0) + 1;
+          opts.onAnswer?.({
+            ...(r.pod ? { pod: r.pod } : {}),
+            status: r.status,
+            host: t.host,
+            test: !!test,
+            at: Date.now(),
+          });
+        },
+        // Only the request's failure lands here: an exception in onAnswer is the caller's, not a failed request.
+        () => {
+          s.failed++;
+          opts.onAnswer?.({ status: 0, host: t.host, test: !!test, at: Date.now() });
+        },
+      )
       .finally(() => {
         inFlight--;
         finishIfIdle();
