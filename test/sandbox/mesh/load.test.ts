@@ -89,7 +89,18 @@ describe('the load generator through the gateway', () => {
     expect(() => startLoad({ gatewayUrl: gw.url, targets: [{ host: 'reviews' }], rate: 0 })).toThrow(
       /load rate 0 must be a number of requests per second above 0 and at most 2000/,
     );
-    expect(() => startLoad({ gatewayUrl: gw.url, targets: [] })).toThrow(/at least one target/);
+    expect(() => startLoad({ gatewayUrl: gw.url, targets: [] })).toThrow(
+      /give from 1 to 100 target hosts \(got 0\)/,
+    );
+    expect(() => startLoad({ gatewayUrl: gw.url, targets: [{ host: 'reviews', weight: -1 }] })).toThrow(
+      /targets\[0\] needs a host and a weight >= 0/,
+    );
+    expect(() => startLoad({ gatewayUrl: gw.url, targets: [{ host: 'reviews' }], maxInFlight: 0 })).toThrow(
+      /maxInFlight 0 must be a whole number from 1 to 10000/,
+    );
+    expect(() => startLoad({ gatewayUrl: 'localhost:1', targets: [{ host: 'reviews' }] })).toThrow(
+      /gatewayUrl must be the gateway's http:\/\/ URL/,
+    );
 
     const slow = startLoad({ gatewayUrl: gw.url, targets: [{ host: 'reviews', namespace: NS }], rate: 20 });
     await new Promise((r) => setTimeout(r, 500));
