@@ -110,10 +110,11 @@ describe('the load generator through the gateway', () => {
     const from = performance.now();
     await new Promise((r) => setTimeout(r, 1_000));
     await slow.stop();
-    // The rate over the time it really ran (a loaded machine wakes the test late).
+    // The rate over the time it really ran (a loaded machine wakes the test late, and a stall just
+    // before stop() goes uncounted): far above the old 20 req/s, never above the new 200.
     const due = (200 * (performance.now() - from)) / 1000;
     const { sent, dropped } = slow.stats();
-    expect(sent + dropped).toBeGreaterThan(0.8 * due);
+    expect(sent + dropped).toBeGreaterThan(0.5 * due);
     expect(sent + dropped).toBeLessThanOrEqual(due + 3);
   });
 
