@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RolloutError } from '../rollouts/errors.ts';
+import { COMMAND_PHASES } from '../rollouts/verbs.ts';
 import { registerAnalyze } from './analyze.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
 import { ApiError, envelope } from './errors.ts';
@@ -16,6 +17,8 @@ import { registerRolloutEvents } from './rollouts/events.ts';
 import { registerGetRollout } from './rollouts/get.ts';
 import { registerListRollouts } from './rollouts/list.ts';
 import { registerTemplates } from './templates/routes.ts';
+import { registerUi } from './ui/route.ts';
+import { registerWhoami, SCOPE_NAMES } from './whoami.ts';
 
 export type App = OpenAPIHono<AppEnv>;
 
@@ -88,6 +91,12 @@ export function newApp(deps: ApiDeps): App {
     registerRolloutCommands(app, deps.domain);
     registerTemplates(app, deps.domain);
     registerAnalyze(app, deps.domain);
+    // Every token has every scope until scoped tokens exist.
+    registerWhoami(app, () => ({
+      name: deps.apiTokens?.length ? 'api-token' : 'local',
+      scopes: SCOPE_NAMES,
+    }));
+    registerUi(app, { commandPhases: COMMAND_PHASES });
   }
 
   app.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'vane', version: '1' } });

@@ -134,7 +134,7 @@ export async function rolloutEvents({
 }
 
 /** The phases each command makes sense in, for a clear 409 instead of a command that does nothing. */
-const COMMAND_PHASES: Record<Exclude<CommandType, 'retry'>, readonly Phase[]> = {
+export const COMMAND_PHASES: Record<Exclude<CommandType, 'retry'>, readonly Phase[]> = {
   abort: ['pending', 'initializing', 'progressing', 'paused', 'awaiting-promotion', 'promoting'],
   pause: ['pending', 'initializing', 'progressing', 'awaiting-promotion'],
   resume: ['paused'],

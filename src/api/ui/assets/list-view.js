@@ -1,0 +1,140 @@
+// The list of rollouts: target, phase, current weight, age and the last reason; live from the
+// all-rollouts event stream.
+
+import { listRollouts } from './api.js';
+import { h, replace } from './dom.js';
+import { formatAge, targetName } from './format.js';
+import { applyListEvent, isTerminal } from './model.js';
+import { followEvents } from './sse.js';
+
+/** A phase as a labelled badge (its colour repeats the text, never replaces it). */
+export function phaseBadge(phase) {
+  return h('span', { class: `phase phase-${phase}` }, phase);
+}
+
+/** The canary's share as a number and a bar. */
+export function weightCell(weights) {
+  const canary = weights?.canary ?? 0;
+  return h(
+    'span',
+    { class: 'weight' },
+    h('meter', { min: 0, max: 100, value: canary, 'aria-hidden': 'true' }),
+    h('span', {}, `${canary}%`),
+  );
+}
+
+/** The table of rollouts, newest first. */
+export function renderList(rollouts, now) {
+  if (rollouts.length === 0) {
+    return h(
+      'p',
+      { class: 'empty' },
+      'No rollouts yet. Start one with POST /api/v1/rollouts or `vane rollout start`.',
+    );
+  }
+  return h(
+    'table',
+    { class: 'rollouts' },
+    h('caption', {}, `${rollouts.length} rollouts, newest first`),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ['Target', 'Phase', 'Canary weight', 'Age', 'Last reason'].map((t) => h('th', { scope: 'col' }, t)),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      rollouts.map((r) =>
+        h(
+          'tr',
+          { dataset: { id: r.id, phase: r.phase } },
+          h(
+            'th',
+            { scope: 'row' },
+            h('a', { href: `#/rollouts/${encodeURIComponent(r.id)}` }, targetName(r)),
+            h('div', { class: 'sub' }, r.id),
+          ),
+          h('td', {}, phaseBadge(r.phase)),
+          h('td', {}, weightCell(r.weights)),
+          h(
+            'td',
+            { title: new Date(r.createdAt).toISOString() },
+            formatAge((r.endedAt ?? now) - r.createdAt),
+          ),
+          h('td', { class: 'reason' }, r.reason),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Mounts the list in `main`; returns the function that unmounts it. */
+export function mountList(main, { setLive }) {
+  let rollouts = [];
+  let stopped = false;
+  const section = h(
+    'section',
+    { 'aria-labelledby': 'list-title' },
+    h('h1', { id: 'list-title' }, 'Rollouts'),
+  );
+  const body = h('div', { 'aria-live': 'off' });
+  const error = h('p', { class: 'error', role: 'alert', hidden: true });
+  section.append(error, body);
+  replace(main, section);
+
+  const draw = () => {
+    // Redrawing must not take the keyboard focus away from the link it was on.
+    const focused = body.contains(document.activeElement)
+      ? document.activeElement.getAttribute('href')
+      : null;
+    replace(body, renderList(rollouts, Date.now()));
+    if (focused) body.querySelector(`a[href="${CSS.escape(focused)}"]`)?.focus();
+  };
+  let reloading;
+  const reload = () => {
+    reloading ??= listRollouts()
+      .then((d) => {
+        rollouts = d.rollouts;
+        error.hidden = true;
+        draw();
+      })
+      .catch((e) => {
+        error.hidden = false;
+        error.textContent = `Could not read the rollouts: ${e.message}`;
+      })
+      .finally(() => {
+        reloading = undefined;
+      });
+    return reloading;
+  };
+
+  let poller;
+  const stream = followEvents('/api/v1/events', {
+    onEvent: (ev) => {
+      const next = applyListEvent(rollouts, ev);
+      rollouts = next.rollouts;
+      if (next.unknown) reload();
+      else draw();
+    },
+    onStatus: (state, detail) => {
+      setLive(state, detail);
+      // Without the stream, read the list again every few seconds.
+      if (state === 'error' && !poller && !stopped) poller = setInterval(reload, 5_000);
+      // The first connection (and each reconnection) may have missed changes: read the list again.
+      if (state === 'live') reload();
+    },
+  });
+  // Ages move on even when nothing happens.
+  const ticker = setInterval(() => rollouts.some((r) => !isTerminal(r.phase)) && draw(), 10_000);
+  reload();
+  return () => {
+    stopped = true;
+    stream.stop();
+    clearInterval(ticker);
+    if (poller) clearInterval(poller);
+  };
+}

@@ -1,0 +1,236 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { type ServerType, serve } from '@hono/node-server';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newApp } from '../../src/api/app.ts';
+import type { MetricProvider, QueryResult } from '../../src/metrics/types.ts';
+import { startRollout } from '../../src/rollouts/verbs.ts';
+import type { ManagedProcess } from '../../src/sandbox/processes.ts';
+import { startTestBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { canarySpec, type EngineHarness, seedTarget, startEngineHarness } from '../helpers/engine.ts';
+import { eventually, startTestRedis } from '../helpers/services.ts';
+
+const SCREENSHOTS = join(import.meta.dirname, '../../.test-results/screenshots');
+const ADMIN_TOKEN = 'dashboard-admin-token-0123456789';
+
+/**
+ * Answers the built-in Istio templates for every service: request counts, success rate (the
+ * canary's settable per service) and p99 latency, with a little movement so the charts show some.
+ */
+class MetricsTable implements MetricProvider {
+  canarySuccess = new Map<string, number>();
+  private n = 0;
+  async query(promql: string): Promise<QueryResult> {
+    const service = /destination_service_name="([^"]+)"/.exec(promql)?.[1] ?? '';
+    const canary = /destination_version="v2"/.test(promql);
+    const wobble = Math.sin(this.n++ / 3);
+    let value: number;
+    if (promql.startsWith('histogram_quantile')) value = canary ? 180 + 20 * wobble : 150 + 5 * wobble;
+    else if (promql.includes('increase(')) value = 1200;
+    else value = canary ? (this.canarySuccess.get(service) ?? 99.6 + 0.2 * wobble) : 99.9;
+    return { type: 'vector', series: [{ labels: {}, value }], warnings: [] };
+  }
+  async queryRange(): Promise<QueryResult> {
+    throw new Error('not used');
+  }
+  async isOnline(): Promise<boolean> {
+    return true;
+  }
+}
+
+const METRICS = {
+  guardInterval: '250ms',
+  minRequests: 100,
+  failureThreshold: 1,
+  metrics: [
+    { name: 'success-rate', template: 'request-success-rate', critical: true, thresholdRange: { min: 99 } },
+    { name: 'p99-latency', template: 'request-duration', thresholdRange: { max: 500 } },
+  ],
+};
+
+describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, real Redis, kube simulator)', () => {
+  let redis: ManagedProcess;
+  let h: EngineHarness;
+  let server: ServerType;
+  let base: string;
+  let browser: TestBrowser;
+  const provider = new MetricsTable();
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    redis = await startTestRedis();
+    h = await startEngineHarness({ redisUrl: redis.url, provider });
+    const app = newApp({
+      logger: h.domain.ctx.logger,
+      recorder: h.domain.ctx.recorder,
+      readiness: [],
+      domain: h.domain.ctx,
+      apiTokens: [ADMIN_TOKEN],
+    });
+    server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+    await new Promise((r) => server.once('listening', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    browser = await startTestBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((r) => server?.close(r));
+    await h?.close();
+    await redis?.stop();
+  });
+
+  const start = async (name: string, over: Record<string, unknown>) => {
+    seedTarget(h.sim, name);
+    const { rollout } = await startRollout({
+      ctx: h.domain.ctx,
+      input: canarySpec(name, { analysis: METRICS, ...over }),
+    });
+    return rollout.id;
+  };
+
+  async function open(path = '/ui'): Promise<Page> {
+    const page = await browser.context.newPage();
+    page.on('console', (m) => {
+      // Refused requests (the wrong token, a stream the server does not have) are logged by the browser; the rest is a fault.
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
+        problems.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${base}${path}`);
+    return page;
+  }
+
+  it('signs in once with the token, lists rollouts, follows one live, and aborts it after confirmation', async () => {
+    // One rollout that ends promoted, one that the analysis rolls back, one that moves slowly.
+    const done = await start('details', { strategy: { type: 'canary', steps: [50], stepInterval: '1s' } });
+    provider.canarySuccess.set('ratings', 91.5);
+    const failed = await start('ratings', {
+      strategy: { type: 'canary', steps: [20, 40], stepInterval: '1s' },
+    });
+    await h.settle(done);
+    await h.settle(failed);
+    const id = await start('reviews', {
+      strategy: { type: 'canary', steps: [10, 20, 30, 40, 50, 60, 70, 80, 90], stepInterval: '2s' },
+    });
+
+    const page = await open();
+    // Sign-in: a labelled password field; a wrong token is refused and says so.
+    const token = page.getByLabel('API token');
+    await token.fill('wrong');
+    await token.press('Enter');
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('not accepted');
+    await token.fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+
+    // The list: target, phase, weight, age, reason.
+    const rows = page.locator('table.rollouts tbody tr');
+    await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(3);
+    const row = (rid: string) => page.locator(`tr[data-id="${rid}"]`);
+    expect(await row(done).locator('.phase').textContent()).toBe('succeeded');
+    expect(await row(failed).locator('.phase').textContent()).toBe('failed');
+    expect(await row(failed).locator('.reason').textContent()).toMatch(/success rate 91.5% < 99%/);
+    expect(await row(id).locator('th a').textContent()).toBe('shop/reviews');
+    expect(await page.locator('thead th').allTextContents()).toEqual([
+      'Target',
+      'Phase',
+      'Canary weight',
+      'Age',
+      'Last reason',
+    ]);
+    // The token is in this tab's sessionStorage, and in no URL.
+    expect(await page.evaluate('sessionStorage.getItem("vane.token")')).toBe(ADMIN_TOKEN);
+    expect(page.url()).not.toContain(ADMIN_TOKEN);
+    await eventually(async () =>
+      (await row(id).locator('.weight').textContent()) !== '0%' ? true : undefined,
+    );
+    await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-list.png'), fullPage: true });
+
+    // By keyboard: focus the rollout's link and follow it.
+    await row(id).locator('th a').focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`**/ui#/rollouts/${id}`);
+    await expect.poll(() => page.locator('h1').textContent()).toBe('Rollout of shop/reviews');
+
+    // Live: the weight shown changes without a reload.
+    await page.evaluate('window.sameDocument = true');
+    const weightText = () => page.locator('[data-field="Canary weight"]').textContent();
+    await expect.poll(weightText, { timeout: 15_000 }).toMatch(/^[1-9]\d*%$/);
+    const first = await weightText();
+    await expect.poll(weightText, { timeout: 20_000 }).not.toBe(first);
+    expect(await page.evaluate('window.sameDocument')).toBe(true);
+    // The timeline, the charts and the analysis table are filled from the events.
+    await expect.poll(() => page.locator('.timeline li[data-type="weight"]').count()).toBeGreaterThan(1);
+    await expect.poll(() => page.locator('table.analysis tbody tr').count(), { timeout: 15_000 }).toBe(2);
+    const success = page.locator('table.analysis tr[data-metric="success-rate"] td');
+    expect(await success.nth(2).textContent()).toBe('≥ 99');
+    expect(await success.nth(3).textContent()).toBe('pass');
+    await expect
+      .poll(() => page.locator('table.analysis caption').textContent())
+      .toMatch(/canary requests in the window: 1200 \(minimum 100\)/);
+    await expect.poll(() => page.locator('.metrics figure canvas').count(), { timeout: 15_000 }).toBe(2);
+    await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-rollout.png'), fullPage: true });
+
+    // Abort: a confirmation first; cancelling it sends nothing.
+    const abort = page.getByRole('button', { name: 'Abort' });
+    await abort.click();
+    const dialog = page.getByRole('dialog');
+    expect(await dialog.isVisible()).toBe(true);
+    await page.keyboard.press('Escape');
+    expect(await dialog.isVisible()).toBe(false);
+    expect((await h.domain.ctx.store.get(id))?.commands).toEqual([]);
+    await abort.click();
+    await dialog.getByLabel('Reason (kept in the history)').fill('dashboard test');
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    await expect
+      .poll(() => page.locator('[data-field="Phase"]').textContent(), { timeout: 20_000 })
+      .toBe('aborted');
+    // Ended: no action is offered any more.
+    await expect.poll(() => page.locator('.actions button').count()).toBe(0);
+    const ended = await h.settle(id);
+    expect(ended.phase).toBe('aborted');
+    await expect
+      .poll(() => page.locator('.timeline').textContent(), { timeout: 15_000 })
+      .toContain('dashboard test');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('serves its assets itself, with content types, caching and a strict Content-Security-Policy', async () => {
+    const page = await fetch(`${base}/ui`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toMatch(/script-src 'self' 'sha256-[A-Za-z0-9+/=]+'(;|$)/);
+    expect(csp).not.toMatch(/https?:|\*/);
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    const html = await page.text();
+    // Every asset the page names is vane's own, and is served.
+    const refs = [...html.matchAll(/(?:src|href)="([^"]+)"|"uplot": "([^"]+)"/g)].map((m) => m[1] ?? m[2]!);
+    expect(refs.filter((r) => !r.startsWith('/ui') && !r.startsWith('#') && r !== 'data:,')).toEqual([]);
+    const uplot = refs.find((r) => r.endsWith('uPlot.esm.js'))!;
+    const js = await fetch(`${base}${uplot}`);
+    expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(js.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    const main = await fetch(`${base}/ui/assets/main.js`);
+    expect(main.status).toBe(200);
+    expect(main.headers.get('cache-control')).toBe('no-cache');
+    const etag = main.headers.get('etag')!;
+    expect((await fetch(`${base}/ui/assets/main.js`, { headers: { 'If-None-Match': etag } })).status).toBe(
+      304,
+    );
+    expect((await fetch(`${base}/ui/assets/style.css`)).headers.get('content-type')).toBe(
+      'text/css; charset=utf-8',
+    );
+    expect((await fetch(`${base}/ui/assets/nope.js`)).status).toBe(404);
+    expect((await fetch(`${base}/ui/assets/../route.ts`)).status).toBe(404);
+    // whoami needs the token; with it, names the caller and its scopes.
+    expect((await fetch(`${base}/api/v1/whoami`)).status).toBe(401);
+    const me = await fetch(`${base}/api/v1/whoami`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(await me.json()).toMatchObject({ scopes: ['read', 'trigger', 'operate', 'admin'] });
+  });
+});
