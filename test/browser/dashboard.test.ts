@@ -62,7 +62,7 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
     redis = await startTestRedis();
-    h = await startEngineHarness({ redisUrl: redis.url, provider });
+    h = await startEngineHarness({ redisUrl: redis.url, provider, notify: {} });
     const app = newApp({
       logger: h.domain.ctx.logger,
       recorder: h.domain.ctx.recorder,
@@ -103,6 +103,12 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     return page;
   }
 
+  /** Signs in on the page's form (each tab has its own sessionStorage). */
+  async function signIn(page: Page, token = ADMIN_TOKEN) {
+    await page.getByLabel('API token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+
   it('signs in once with the token, lists rollouts, follows one live, and aborts it after confirmation', async () => {
     // One rollout that ends promoted, one that the analysis rolls back, one that moves slowly.
     const done = await start('details', { strategy: { type: 'canary', steps: [50], stepInterval: '1s' } });
@@ -122,8 +128,7 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     await token.fill('wrong');
     await token.press('Enter');
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('not accepted');
-    await token.fill(ADMIN_TOKEN);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page);
 
     // The list: target, phase, weight, age, reason.
     const rows = page.locator('table.rollouts tbody tr');
@@ -171,6 +176,10 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
       .poll(() => page.locator('table.analysis caption').textContent())
       .toMatch(/canary requests in the window: 1200 \(minimum 100\)/);
     await expect.poll(() => page.locator('.metrics figure canvas').count(), { timeout: 15_000 }).toBe(2);
+    // A few analyses in the charts before the picture.
+    await expect
+      .poll(() => page.locator('.timeline li[data-type="analysis"]').count(), { timeout: 20_000 })
+      .toBeGreaterThan(2);
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-rollout.png'), fullPage: true });
 
     // Abort: a confirmation first; cancelling it sends nothing.
@@ -194,6 +203,37 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     await expect
       .poll(() => page.locator('.timeline').textContent(), { timeout: 15_000 })
       .toContain('dashboard test');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-rollout-dark.png'), fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('a rollout held at its promotion gate: Approve after confirmation, and the gate says who opened it', async () => {
+    const id = await start('productpage', {
+      strategy: { type: 'canary', steps: [20], stepInterval: '1s', confirmPromotion: true },
+    });
+    const page = await open(`/ui#/rollouts/${id}`);
+    await signIn(page);
+    const phase = () => page.locator('[data-field="Phase"]').textContent();
+    await expect.poll(phase, { timeout: 20_000 }).toBe('awaiting-promotion');
+    await expect
+      .poll(() => page.locator('.gate-waiting').textContent())
+      .toMatch(/^Waiting at confirm-promotion/);
+    expect(await page.locator('.actions button').allTextContents()).toEqual([
+      'Promote',
+      'Approve',
+      'Pause',
+      'Abort',
+    ]);
+    await page.getByRole('button', { name: 'Approve' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Reason (kept in the history)').fill('looks good');
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    await expect.poll(phase, { timeout: 20_000 }).toBe('succeeded');
+    await expect
+      .poll(() => page.locator('.gates').textContent(), { timeout: 15_000 })
+      .toMatch(/confirm-promotion approved by \S+: looks good/);
     expect(problems).toEqual([]);
     await page.close();
   });

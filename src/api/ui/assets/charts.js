@@ -4,6 +4,7 @@
 
 import uPlot from 'uplot';
 import { h } from './dom.js';
+import { formatTime } from './format.js';
 
 const HEIGHT = 200;
 
@@ -14,8 +15,10 @@ function colour(name) {
 function axes() {
   const stroke = colour('--fg-muted');
   const grid = { stroke: colour('--grid'), width: 1 };
+  // Wall-clock times as the timeline shows them, whatever the span.
+  const clock = (u, splits) => splits.map((s) => formatTime(s * 1000));
   return [
-    { stroke, grid, ticks: grid },
+    { stroke, grid, ticks: grid, values: clock, space: 90 },
     { stroke, grid, ticks: grid, size: 56 },
   ];
 }

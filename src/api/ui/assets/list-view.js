@@ -12,14 +12,17 @@ export function phaseBadge(phase) {
   return h('span', { class: `phase phase-${phase}` }, phase);
 }
 
-/** The canary's share as a number and a bar. */
+/** The canary's share as a number and a bar (the number is what is read; the bar is decoration). */
 export function weightCell(weights) {
   const canary = weights?.canary ?? 0;
+  const fill = h('span', { class: 'bar-fill' });
+  // Set through the CSSOM: the page's CSP allows no inline style attribute.
+  fill.style.width = `${Math.max(0, Math.min(100, canary))}%`;
   return h(
     'span',
     { class: 'weight' },
-    h('meter', { min: 0, max: 100, value: canary, 'aria-hidden': 'true' }),
-    h('span', {}, `${canary}%`),
+    h('span', { class: 'bar', 'aria-hidden': 'true' }, fill),
+    `${canary}%`,
   );
 }
 

@@ -118,7 +118,7 @@ export function renderGates(rollout, history, now) {
               h('time', { datetime: new Date(g.time).toISOString() }, formatTime(g.time, now)),
               ' ',
               g.reason,
-              g.by ? h('span', { class: 'by' }, ` — by ${g.by}`) : null,
+              g.by && !g.reason.includes(`by ${g.by}`) ? h('span', { class: 'by' }, ` — by ${g.by}`) : null,
             ),
           ),
         )
@@ -144,7 +144,7 @@ export function renderTimeline(events, now) {
           e.to ? [e.from ? `${e.from} → ` : '', h('strong', {}, e.to), ': '] : null,
           e.reason,
           e.weights && !e.reason.includes(`${e.weights.canary}%`) ? ` (canary ${e.weights.canary}%)` : null,
-          e.by ? h('span', { class: 'by' }, ` — by ${e.by}`) : null,
+          e.by && !e.reason.includes(`by ${e.by}`) ? h('span', { class: 'by' }, ` — by ${e.by}`) : null,
         ),
       ),
     ),
