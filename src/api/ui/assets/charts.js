@@ -16,7 +16,7 @@ function axes() {
   const stroke = colour('--fg-muted');
   const grid = { stroke: colour('--grid'), width: 1 };
   // Wall-clock times as the timeline shows them, whatever the span.
-  const clock = (u, splits) => splits.map((s) => formatTime(s * 1000));
+  const clock = (_u, splits) => splits.map((s) => formatTime(s * 1000));
   return [
     { stroke, grid, ticks: grid, values: clock, space: 90 },
     { stroke, grid, ticks: grid, size: 56 },
