@@ -1,66 +1,10 @@
-#!/usr/bin/env node
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type Config, ConfigError, loadConfig } from '../config.ts';
+import type { Config } from '../config.ts';
 import { loadKubeConfig } from '../domain.ts';
-import { createLogger, type Logger } from '../observability/logger.ts';
+import type { Logger } from '../observability/logger.ts';
 import { type ManagedProcess, startRedisServer } from '../sandbox/processes.ts';
 import { type Role, startService } from '../service.ts';
-import { rolloutCommand } from './rollout.ts';
-
-const USAGE = `usage: vane <command>
-
-commands:
-  start            run vane for a newcomer: a private redis-server when REDIS_URL is unset, the sandbox
-                   cluster when no cluster is configured, API and workers
-  all              API and workers in one process (needs REDIS_URL unless started through 'start')
-  analyze          check a rollout target before starting it ('vane analyze --help')
-  api              the HTTP API only (needs REDIS_URL)
-  worker           the workers only (needs REDIS_URL)
-  rollout ...      start, watch and steer rollouts through the API ('vane rollout --help')
-  sandbox kube     a Kubernetes API simulator for kubectl and tests: [--port N] [--crds FILE] [--snapshot FILE] [--token T]
-
-settings come from environment variables (PORT, REDIS_URL, LOG_LEVEL, ...) and VANE_CONFIG (a YAML file).`;
-
-async function main(argv: string[]): Promise<number> {
-  const [command = 'all'] = argv;
-  if (command === 'help' || command === '--help' || command === '-h') {
-    console.log(USAGE);
-    return 0;
-  }
-  // Client commands talk to a running vane; they do not need the server's settings.
-  if (command === 'rollout') return rolloutCommand(argv.slice(1));
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`vane: ${e.message}`);
-      return 2;
-    }
-    throw e;
-  }
-  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-
-  switch (command) {
-    case 'start':
-      return runServer(config, 'all', logger, true);
-    case 'analyze':
-      return (await import('./analyze.ts')).runAnalyze(argv.slice(1), config);
-    case 'all':
-    case 'api':
-    case 'worker':
-      return runServer(config, command, logger, false);
-    case 'sandbox':
-      if (argv[1] === 'kube')
-        return (await import('../sandbox/kube/cli.ts')).runKubeSimulatorCli(argv.slice(2));
-      console.error(`vane: unknown sandbox part '${argv[1] ?? ''}'; try 'vane sandbox kube'`);
-      return 2;
-    default:
-      console.error(`vane: unknown command '${command}'\n\n${USAGE}`);
-      return 2;
-  }
-}
 
 /** Runs until SIGTERM/SIGINT, then shuts down gracefully and resolves with the exit code. */
 async function runServer(config: Config, role: Role, logger: Logger, privateRedis: boolean): Promise<number> {
@@ -86,6 +30,7 @@ async function runServer(config: Config, role: Role, logger: Logger, privateRedi
     mkdirSync(resolve(config.dataDir), { recursive: true });
     const sim = await startKubeSimulator({
       snapshotFile: resolve(join(config.dataDir, 'kube.json')),
+      pods: true,
       log: (m) => logger.warn(m),
     });
     kubeconfig = resolve(join(config.dataDir, 'kubeconfig'));
@@ -119,10 +64,5 @@ async function runServer(config: Config, role: Role, logger: Logger, privateRedi
   });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(`vane: ${(e as Error).message}`);
-    process.exit(1);
-  },
-);
+// The command line (program.ts) loads this module only for start, all, api and worker.
+export { runServer };

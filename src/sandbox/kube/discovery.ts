@@ -1,4 +1,5 @@
 import { apiVersionOf, RESOURCE_TYPES, type ResourceType, servedGroups } from './resources.ts';
+import { SCALABLE_KINDS } from './scale.ts';
 
 /** The Kubernetes release the simulator says it is; kubectl only warns when client and server differ by more than one minor. */
 export const SERVER_VERSION = {
@@ -52,7 +53,16 @@ function resourceEntries(t: ResourceType) {
     kind: t.kind,
     verbs: ['get', 'patch', 'update'],
   };
-  return t.statusSubresource ? [main, status] : [main];
+  const scale = {
+    name: `${t.plural}/scale`,
+    singularName: '',
+    namespaced: t.namespaced,
+    group: 'autoscaling',
+    version: 'v1',
+    kind: 'Scale',
+    verbs: ['get', 'patch', 'update'],
+  };
+  return [main, ...(t.statusSubresource ? [status] : []), ...(SCALABLE_KINDS.has(t.kind) ? [scale] : [])];
 }
 
 /** APIResourceList of a group version, or undefined when nothing is served there. */

@@ -3,7 +3,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify as toYaml } from 'yaml';
-import { ObjectApi, type WriteLogEntry } from './api.ts';
+import {
+  checkPodRuntimeOptions,
+  type PodRuntime,
+  type PodRuntimeOptions,
+  startPodRuntime,
+} from '../pods/runtime.ts';
+import { ObjectApi, present, type WriteLogEntry } from './api.ts';
 import type { AllowRule } from './auth.ts';
 import { type FaultRule, Faults } from './faults.ts';
 import { OpenApi } from './openapi.ts';
@@ -11,12 +17,19 @@ import { Rbac, type RbacOptions, type RbacUsage } from './rbac.ts';
 import { RESOURCE_TYPES, splitApiVersion, typeByKind } from './resources.ts';
 import { createHandler } from './server.ts';
 import { loadSnapshot, persistSnapshots } from './snapshot.ts';
-import { ObjectStore } from './store.ts';
+import { ObjectStore, type WatchEventType } from './store.ts';
 import { preloadModels, Validator } from './validation.ts';
 
 export { grantName } from './rbac.ts';
 export { KubeError } from './status.ts';
-export type { FaultRule, RbacOptions, RbacUsage, WriteLogEntry };
+export type { FaultRule, PodRuntime, PodRuntimeOptions, RbacOptions, RbacUsage, WriteLogEntry };
+
+/** A change to an object, as `subscribe` hands it over (the object as its storage version). */
+export interface ObjectEvent {
+  type: WatchEventType;
+  kind: string;
+  object: any;
+}
 
 export interface KubeSimulatorOptions {
   /** Port to listen on. Default: a free port. */
@@ -37,6 +50,11 @@ export interface KubeSimulatorOptions {
   faults?: FaultRule[];
   /** Where start-up notes (like CEL rules that cannot be evaluated) go. Default: console.warn. */
   log?: (message: string) => void;
+  /**
+   * Run workloads: Deployments get ReplicaSets and Pods, each Pod a demo-app server on 127.0.0.1
+   * (annotation sandbox.vane.dev/port), marked Ready. Default: off (objects only).
+   */
+  pods?: boolean | PodRuntimeOptions;
 }
 
 export interface KubeSimulator {
@@ -58,6 +76,12 @@ export interface KubeSimulator {
   putObject(obj: any): any;
   deleteObject(apiVersion: string, kind: string, namespace: string | undefined, name: string): boolean;
   setDeploymentStatus(namespace: string, name: string, status: Record<string, unknown>): void;
+  /** Every object of a kind (in a namespace when given), as a client speaking `apiVersion` sees it. */
+  listObjects(apiVersion: string, kind: string, namespace?: string): any[];
+  /** Calls `listener` after every change, synchronously, in the order of resourceVersion (the stored object: read it, never change it); returns the unsubscribe. */
+  subscribe(listener: (e: ObjectEvent) => void): () => void;
+  /** The pod runtime when started with `pods`; undefined otherwise. */
+  readonly pods: PodRuntime | undefined;
   /** CEL rules from crdsFile that could not be compiled/evaluated (also logged at start). */
   readonly unevaluatedCelRules: string[];
   close(): Promise<void>;
@@ -77,6 +101,9 @@ function typeOf(apiVersion: string, kind: string) {
 /** Starts a Kubernetes API simulator; close it when done. */
 export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promise<KubeSimulator> {
   const log = opts.log ?? ((m: string) => console.warn(m));
+  const podOptions = opts.pods
+    ? checkPodRuntimeOptions(typeof opts.pods === 'object' ? opts.pods : {})
+    : undefined;
   await preloadModels();
   const validator = new Validator(opts.crdsFile);
   if (validator.cel.unevaluated.length)
@@ -123,9 +150,12 @@ export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promi
       api.create({ t: nsType, version: 'v1' }, { metadata: { name: ns } }, {}, false);
   };
 
+  const pods = podOptions ? startPodRuntime(api, { ...podOptions, log }) : undefined;
+
   const sim: KubeSimulator = {
     url,
     port,
+    pods,
     unevaluatedCelRules: [...validator.cel.unevaluated],
     kubeconfigYaml({ token = opts.token ?? 'sandbox', namespace } = {}) {
       return toYaml({
@@ -205,7 +235,15 @@ export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promi
         false,
       );
     },
+    listObjects(apiVersion, kind, namespace) {
+      const { t, version } = typeOf(apiVersion, kind);
+      return store.list(t, t.namespaced ? namespace : undefined).map((o) => present(t, version, o));
+    },
+    subscribe(listener) {
+      return store.subscribe((e) => listener({ type: e.type, kind: e.resourceType.kind, object: e.object }));
+    },
     async close() {
+      await pods?.close();
       for (const stop of watches) stop();
       watches.clear();
       snapshots?.flush();

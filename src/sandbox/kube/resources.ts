@@ -74,6 +74,8 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   builtIn('', 'v1', 'Service', 'services', ['svc']),
   builtIn('', 'v1', 'Pod', 'pods', ['po']),
   builtIn('apps', 'v1', 'Deployment', 'deployments', ['deploy'], true, true),
+  builtIn('apps', 'v1', 'ReplicaSet', 'replicasets', ['rs'], true, true),
+  builtIn('', 'v1', 'ServiceAccount', 'serviceaccounts', ['sa']),
   istio('networking.istio.io', ISTIO_NETWORKING, 'VirtualService', 'virtualservices', ['vs']),
   istio('networking.istio.io', ISTIO_NETWORKING, 'DestinationRule', 'destinationrules', ['dr']),
   istio('networking.istio.io', ISTIO_NETWORKING, 'Gateway', 'gateways', ['gw']),
@@ -81,7 +83,6 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   istio('security.istio.io', ISTIO_SECURITY, 'PeerAuthentication', 'peerauthentications', ['pa']),
   istio('security.istio.io', ISTIO_SECURITY, 'AuthorizationPolicy', 'authorizationpolicies', ['ap']),
   // What vane's own manifests (deploy/) hold, so `kubectl apply --dry-run=server` can check them.
-  builtIn('', 'v1', 'ServiceAccount', 'serviceaccounts', ['sa']),
   builtIn('', 'v1', 'ConfigMap', 'configmaps', ['cm']),
   builtIn('', 'v1', 'Secret', 'secrets', []),
   builtIn('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', ['pvc'], true, true),

@@ -7,6 +7,7 @@ import { type Faults, parseFaultRules } from './faults.ts';
 import type { OpenApi } from './openapi.ts';
 import type { Rbac } from './rbac.ts';
 import { typeByPlural } from './resources.ts';
+import { handleScale, SCALABLE_KINDS } from './scale.ts';
 import { KubeError } from './status.ts';
 import { toTable, wantsTable } from './table.ts';
 import { serveWatch } from './watch.ts';
@@ -94,7 +95,12 @@ function resolveTarget(parts: string[]): Target | undefined {
   if (!t) return undefined;
   if (t.namespaced !== (namespace !== undefined) && name !== undefined) return undefined;
   if (!t.namespaced && namespace !== undefined) return undefined;
-  if (subresource !== undefined && !(subresource === 'status' && t.statusSubresource)) return undefined;
+  if (
+    subresource !== undefined &&
+    !(subresource === 'status' && t.statusSubresource) &&
+    !(subresource === 'scale' && SCALABLE_KINDS.has(t.kind) && name !== undefined)
+  )
+    return undefined;
   return { t, version, namespace, name, subresource };
 }
 
@@ -183,6 +189,10 @@ export function createHandler(deps: ServerDeps) {
         'BadRequest',
         `dryRun: Unsupported value: ${JSON.stringify(unsupported)}: supported values: "All"`,
       );
+    if (x.subresource === 'scale') {
+      const raw = method === 'GET' ? '' : await readBody(req);
+      return sendJson(res, 200, handleScale(api, x, method, raw, req.headers['content-type'] ?? ''));
+    }
     const opts = { strict: q.get('fieldValidation') === 'Strict', dryRun: dryRun.length > 0 };
     switch (verb) {
       case 'get': {

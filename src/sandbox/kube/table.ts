@@ -22,6 +22,31 @@ const EXTRA_COLUMNS: Record<string, { name: string; get: (o: any) => unknown }[]
     { name: 'Up-to-date', get: (o) => o.status?.updatedReplicas ?? 0 },
     { name: 'Available', get: (o) => o.status?.availableReplicas ?? 0 },
   ],
+  ReplicaSet: [
+    { name: 'Desired', get: (o) => o.spec?.replicas ?? 1 },
+    { name: 'Current', get: (o) => o.status?.replicas ?? 0 },
+    { name: 'Ready', get: (o) => o.status?.readyReplicas ?? 0 },
+  ],
+  Pod: [
+    {
+      name: 'Ready',
+      get: (o) =>
+        `${(o.status?.containerStatuses ?? []).filter((c: any) => c.ready).length}/${o.spec?.containers?.length ?? 0}`,
+    },
+    {
+      name: 'Status',
+      get: (o) =>
+        (o.status?.containerStatuses ?? []).find((c: any) => c.state?.waiting)?.state.waiting.reason ??
+        o.status?.phase ??
+        'Pending',
+    },
+    {
+      name: 'Restarts',
+      get: (o) =>
+        (o.status?.containerStatuses ?? []).reduce((n: number, c: any) => n + (c.restartCount ?? 0), 0),
+    },
+    { name: 'IP', get: (o) => o.status?.podIP ?? '<none>' },
+  ],
   Service: [
     { name: 'Type', get: (o) => o.spec?.type ?? 'ClusterIP' },
     { name: 'Cluster-IP', get: (o) => o.spec?.clusterIP ?? '<none>' },
