@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -134,4 +135,53 @@ describe('the rollout model', () => {
     expect(formatAge(59_000)).toBe('59s');
     expect(formatAge(3_723_000)).toBe('1h 2m');
   });
+});
+
+describe('the colours', () => {
+  const css = readFileSync(join(assets, 'style.css'), 'utf8');
+  const palette = (block: string) =>
+    Object.fromEntries([...block.matchAll(/--([a-z-]+):\s*(#[0-9a-f]{6})/g)].map((m) => [m[1]!, m[2]!]));
+  const light = palette(css.slice(css.indexOf(':root'), css.indexOf('@media')));
+  const dark = palette(css.slice(css.indexOf('@media (prefers-color-scheme: dark)')));
+  const luminance = (hex: string) => {
+    const [r, g, b] = [1, 3, 5].map((i) => {
+      const c = Number.parseInt(hex.slice(i, i + 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    }) as [number, number, number];
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const contrast = (a: string, b: string) => {
+    const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x) as [number, number];
+    return (hi + 0.05) / (lo + 0.05);
+  };
+  // Text against the backgrounds it is drawn on: at least 4.5:1 (WCAG AA); chart lines at least 3:1.
+  const text: [string, string][] = [
+    ['fg', 'bg'],
+    ['fg', 'bg-alt'],
+    ['fg-muted', 'bg'],
+    ['fg-muted', 'bg-alt'],
+    ['link', 'bg'],
+    ['link', 'bg-alt'],
+    ['ok-fg', 'ok-bg'],
+    ['bad-fg', 'bad-bg'],
+    ['warn-fg', 'warn-bg'],
+    ['info-fg', 'info-bg'],
+    ['danger-fg', 'danger'],
+  ];
+  const lines: [string, string][] = [
+    ['canary', 'bg'],
+    ['stable', 'bg'],
+    ['threshold', 'bg'],
+  ];
+  for (const [name, p] of [
+    ['light', light],
+    ['dark', dark],
+  ] as const) {
+    it(`${name}: text at least 4.5:1, chart lines at least 3:1`, () => {
+      for (const [fg, bg] of text)
+        expect(contrast(p[fg]!, p[bg]!), `${fg} on ${bg}`).toBeGreaterThanOrEqual(4.5);
+      for (const [fg, bg] of lines)
+        expect(contrast(p[fg]!, p[bg]!), `${fg} on ${bg}`).toBeGreaterThanOrEqual(3);
+    });
+  }
 });
