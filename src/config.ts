@@ -18,8 +18,8 @@ function intIn(min: number, max: number) {
 export const ConfigSchema = z.object({
   /** Port of the HTTP API. Default 8080. */
   port: intIn(1, 65535).default(8080),
-  /** Address the HTTP API binds to. Default 0.0.0.0. */
-  host: z.string().min(1).default('0.0.0.0'),
+  /** Address the HTTP API binds to. Default 0.0.0.0 when API tokens are configured, 127.0.0.1 otherwise. */
+  host: z.string().min(1).optional(),
   /** Redis URL (redis://[user:pass@]host:port[/db]); unset means `vane start` runs a private redis-server. */
   redisUrl: z
     .string()
@@ -56,7 +56,42 @@ export const ConfigSchema = z.object({
     ),
   /** Folder for the private redis-server and sandbox data. Default .vane */
   dataDir: z.string().min(1).default('.vane'),
+  /** `none` serves the API without tokens on any address (a warning is logged). Default tokens. */
+  auth: z.enum(['tokens', 'none']).default('tokens'),
+  /** Bearer token /metrics requires; unset means /metrics is open. */
+  metricsToken: z.string().min(16, 'a token of at least 16 characters').optional(),
+  /** Whether webhooks and notifications may go to loopback addresses (127.0.0.0/8, ::1). Default false. */
+  allowLoopbackWebhooks: z
+    .enum(['true', 'false', '1', '0'], { error: 'true or false' })
+    .or(z.boolean())
+    .default(false)
+    .transform((v) => v === true || v === 'true' || v === '1'),
+  /** How long an ended rollout and its events are kept. Default 30 days. */
+  retention: z
+    .string()
+    .regex(/^\d+(s|m|h|d)$/, 'a duration such as 12h or 30d')
+    .default('30d')
+    .transform((s) => Number(s.slice(0, -1)) * { s: 1, m: 60, h: 3600, d: 86_400 }[s.slice(-1) as 's']),
+  /** Mutating API requests per token per minute (counted in Redis, across API replicas). Default 120. */
+  rateLimit: intIn(1, 1_000_000).default(120),
+  /** How long an API request may take before it is answered 504. Default 15s. */
+  requestTimeout: Duration.default(15_000),
 });
+
+export const SCOPES = ['read', 'trigger', 'operate', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+/** One API token of the YAML file, stored as the SHA-256 of the token (never the token itself). */
+export const ApiTokenEntrySchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9._@:-]{1,100}$/, 'letters, digits and . _ @ : -, at most 100'),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'the hex SHA-256 of the token (64 hex digits): printf %s TOKEN | sha256sum')
+    .transform((s) => s.toLowerCase()),
+  scopes: z.array(z.enum(SCOPES)).min(1),
+  namespaces: z.array(z.string().min(1)).min(1).optional(),
+});
+export type ApiTokenEntry = z.infer<typeof ApiTokenEntrySchema>;
 
 /** Settings only the YAML file can hold (structured values). */
 export const FileOnlySchema = z.object({
@@ -68,7 +103,11 @@ export const FileOnlySchema = z.object({
   prometheus: z.record(z.string(), z.unknown()).optional(),
 });
 
-export type Config = z.infer<typeof ConfigSchema> & z.infer<typeof FileOnlySchema>;
+export type Config = z.infer<typeof ConfigSchema> &
+  z.infer<typeof FileOnlySchema> & {
+    /** Tokens with scopes from the YAML file (`apiTokens: [{ name, sha256, scopes, namespaces? }]`). */
+    scopedTokens: ApiTokenEntry[];
+  };
 
 /** The environment variable of each setting. */
 export const ENV: Record<keyof z.infer<typeof ConfigSchema>, string> = {
@@ -85,6 +124,12 @@ export const ENV: Record<keyof z.infer<typeof ConfigSchema>, string> = {
   prometheusUrl: 'PROMETHEUS_URL',
   apiTokens: 'VANE_API_TOKENS',
   dataDir: 'VANE_DATA_DIR',
+  auth: 'VANE_AUTH',
+  metricsToken: 'VANE_METRICS_TOKEN',
+  allowLoopbackWebhooks: 'VANE_ALLOW_LOOPBACK_WEBHOOKS',
+  retention: 'VANE_RETENTION',
+  rateLimit: 'VANE_RATE_LIMIT',
+  requestTimeout: 'VANE_REQUEST_TIMEOUT',
 };
 
 export class ConfigError extends Error {
@@ -97,6 +142,7 @@ export class ConfigError extends Error {
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   let fromFile: Record<string, unknown> = {};
+  let scopedTokens: ApiTokenEntry[] = [];
   const file = env.VANE_CONFIG;
   if (file) {
     let text: string;
@@ -109,7 +155,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (typeof doc !== 'object' || Array.isArray(doc)) {
       throw new ConfigError(`VANE_CONFIG=${file}: expected a YAML mapping of settings`);
     }
-    fromFile = doc as Record<string, unknown>;
+    fromFile = { ...(doc as Record<string, unknown>) };
+    // `apiTokens` in the file is either the plain list of VANE_API_TOKENS or tokens with scopes.
+    if (Array.isArray(fromFile.apiTokens)) {
+      const list = z.array(ApiTokenEntrySchema).max(1000).safeParse(fromFile.apiTokens);
+      if (!list.success) {
+        const issue = list.error.issues[0]!;
+        throw new ConfigError(
+          `VANE_CONFIG=${file}: apiTokens.${issue.path.map(String).join('.')}: ${issue.message}`,
+        );
+      }
+      const names = new Set<string>();
+      for (const t of list.data) {
+        if (names.has(t.name))
+          throw new ConfigError(`VANE_CONFIG=${file}: apiTokens: duplicate name '${t.name}'`);
+        names.add(t.name);
+      }
+      scopedTokens = list.data;
+      delete fromFile.apiTokens;
+    }
     const fileOnly = Object.keys(FileOnlySchema.shape);
     const unknown = Object.keys(fromFile).filter((k) => !(k in ENV) && !fileOnly.includes(k));
     if (unknown.length) {
@@ -139,7 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `invalid setting ${where}=${JSON.stringify(input[key])}: expected ${describeIssue(issue)}`,
     );
   }
-  return { ...parsed.data, ...structured.data };
+  return { ...parsed.data, ...structured.data, scopedTokens };
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -133,7 +133,7 @@ export function buildDomain(opts: DomainOptions): Domain {
   const notify = new NotifyQueue(redis, prefix);
   const gates = new GateStore(redis, prefix);
   const ctx: DomainContext = {
-    store: new RolloutStore(redis, prefix),
+    store: new RolloutStore(redis, prefix, { retentionSeconds: config.retention }),
     templates: new TemplateStore(redis, prefix, config.templates),
     router,
     ...(clients

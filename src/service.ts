@@ -1,8 +1,11 @@
 import { type ServerType, serve } from '@hono/node-server';
 import { newApp } from './api/app.ts';
-import type { Config } from './config.ts';
+import { apiBinding } from './api/auth/binding.ts';
+import { templateIssues } from './api/templates/check.ts';
+import { type Config, ConfigError } from './config.ts';
 import { buildDomain, type Domain } from './domain.ts';
 import { notifyProcessor } from './notify/queue.ts';
+import { setOutboundPolicy } from './notify/url-guard.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Recorder } from './observability/recorder.ts';
 import { connectRedis, pingRedis, type Redis } from './redis.ts';
@@ -26,6 +29,18 @@ export async function startService(
   logger?: Logger,
 ): Promise<RunningService> {
   const log = logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
+  const binding = apiBinding({
+    host: config.host,
+    tokens: config.apiTokens.length + config.scopedTokens.length,
+    auth: config.auth,
+    role,
+  });
+  if (binding.error) throw new ConfigError(binding.error);
+  setOutboundPolicy({ allowLoopback: config.allowLoopbackWebhooks });
+  for (const [name, spec] of Object.entries(config.templates)) {
+    const issue = templateIssues(spec, `templates.${name}`)[0];
+    if (issue) throw new ConfigError(`VANE_CONFIG: ${issue.path}: ${issue.message}`);
+  }
   const recorder = new Recorder();
   const connections: Redis[] = [];
   const client = connectRedis(config.redisUrl, { role: 'client', name: `vane-${role}` });
@@ -44,17 +59,22 @@ export async function startService(
       logger: log,
       recorder,
       apiTokens: config.apiTokens,
+      scopedTokens: config.scopedTokens,
+      ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}),
+      rateLimit: { redis: client, prefix: config.keyPrefix, perMinute: config.rateLimit },
+      requestTimeoutMs: config.requestTimeout,
       readiness: [{ name: 'redis', check: () => pingRedis(client) }],
       ...(role === 'worker' ? {} : { domain: domain.ctx }),
     });
     server = await new Promise<ServerType>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+      const s = serve({ fetch: app.fetch, port: config.port, hostname: binding.host }, (info) => {
         port = info.port;
         resolve(s);
       });
       s.once('error', reject);
     });
-    log.info({ port, host: config.host }, 'API listening');
+    log.info({ port, host: binding.host }, 'API listening');
+    if (binding.note) log[binding.level ?? 'info'](binding.note);
   }
 
   let pool: WorkerPool | undefined;

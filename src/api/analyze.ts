@@ -2,8 +2,10 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { DomainContext } from '../rollouts/context.ts';
 import { meshTarget } from '../rollouts/engine.ts';
 import { RolloutError } from '../rollouts/errors.ts';
-import { RolloutSpecSchema } from '../rollouts/spec.ts';
+import { describeZodError, RolloutSpecSchema } from '../rollouts/spec.ts';
 import type { App } from './app.ts';
+import { assertNamespace, principalOf } from './auth/require-scope.ts';
+import { scoped } from './auth/scoped.ts';
 import { errorResponses } from './errors.ts';
 
 const FindingSchema = z
@@ -16,6 +18,7 @@ const FindingSchema = z
   .openapi('Finding');
 
 const route = createRoute({
+  ...scoped('read'),
   method: 'post',
   path: '/api/v1/analyze',
   summary: 'Preflight: check a target in the cluster before a rollout (the body is a rollout spec)',
@@ -31,7 +34,7 @@ const route = createRoute({
         },
       },
     },
-    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED'),
+    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'FORBIDDEN', 'PAYLOAD_TOO_LARGE'),
   },
 });
 
@@ -41,9 +44,11 @@ export function registerAnalyze(app: App, ctx: DomainContext): void {
       throw new RolloutError('BAD_REQUEST', 'no Kubernetes cluster is configured in vane');
     const parsed = RolloutSpecSchema.safeParse(c.req.valid('json'));
     if (!parsed.success) {
-      const i = parsed.error.issues[0]!;
-      throw new RolloutError('BAD_REQUEST', `${i.path.join('.') || 'spec'}: ${i.message}`);
+      const issues = describeZodError(parsed.error);
+      const i = issues[0]!;
+      throw new RolloutError('BAD_REQUEST', `${i.path || 'spec'}: ${i.message}`, { issues });
     }
+    assertNamespace(principalOf(c), parsed.data.target.namespace);
     const target = meshTarget({ spec: parsed.data } as Parameters<typeof meshTarget>[0]);
     const report = await ctx.analyzeTarget(target);
     return c.json({ errors: report.errors, warnings: report.warnings, findings: report.findings }, 200);

@@ -1,35 +1,57 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RolloutError } from '../rollouts/errors.ts';
 import { COMMAND_PHASES } from '../rollouts/verbs.ts';
+import { describeIssues } from '../zod-issues.ts';
 import { registerAnalyze } from './analyze.ts';
+import { authenticate } from './auth/authenticate.ts';
+import { principalOf, requireScope } from './auth/require-scope.ts';
+import { TokenTable } from './auth/tokens.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
-import { ApiError, envelope } from './errors.ts';
+import { ApiError, type ErrorCode, envelope, isRedisUnavailable } from './errors.ts';
 import { registerHealthz } from './health/healthz.ts';
 import { registerMetrics } from './health/metrics.ts';
 import { registerReadyz } from './health/readyz.ts';
-import { bearerAuth } from './middleware/bearer-auth.ts';
+import { bodySize, jsonDepth, requestTimeout } from './middleware/limits.ts';
+import { rateLimit } from './middleware/rate-limit.ts';
 import { requestId } from './middleware/request-id.ts';
 import { registerRolloutCommands } from './rollouts/commands.ts';
 import { registerCreateRollout } from './rollouts/create.ts';
 import { registerRolloutEvents } from './rollouts/events.ts';
 import { registerGetRollout } from './rollouts/get.ts';
 import { registerListRollouts } from './rollouts/list.ts';
+import { rolloutNamespace } from './rollouts/namespace.ts';
 import { registerTemplates } from './templates/routes.ts';
 import { registerUi } from './ui/route.ts';
-import { registerWhoami, SCOPE_NAMES } from './whoami.ts';
+import { registerWhoami } from './whoami.ts';
 
 export type App = OpenAPIHono<AppEnv>;
+
+/** Seconds a client should wait before retrying while Redis is unreachable. */
+const REDIS_RETRY_AFTER = '5';
+
+/** Scopes of routes whose files declare none themselves (added to the OpenAPI document here). */
+const EXTRA_SCOPES: Record<string, string> = { 'get /api/v1/rollouts/{id}/events': 'read' };
+
+function answer(c: Context<AppEnv>, code: ErrorCode, message: string, details?: unknown) {
+  const { status } = new ApiError(code, message);
+  return c.json(
+    envelope(code, message, c.get('requestId') ?? 'unknown', details),
+    status as ContentfulStatusCode,
+  );
+}
 
 /** Builds the HTTP API with its error hook, error handler and routes. Tests build their own with the deps they want. */
 export function newApp(deps: ApiDeps): App {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) {
-        const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+        const issues = describeIssues(result.error);
         const first = issues[0];
-        const message = first ? `${first.path || 'body'}: ${first.message}` : 'invalid request';
+        const where = result.target === 'json' ? 'body' : result.target;
+        const message = first ? `${first.path || where}: ${first.message}` : 'invalid request';
         return c.json(envelope('BAD_REQUEST', message, c.get('requestId'), { issues }), 400);
       }
     },
@@ -53,52 +75,79 @@ export function newApp(deps: ApiDeps): App {
   });
 
   app.onError((err, c) => {
-    const id = c.get('requestId') ?? 'unknown';
     if (err instanceof ApiError) {
-      return c.json(envelope(err.code, err.message, id, err.details), err.status as ContentfulStatusCode);
+      for (const [k, v] of Object.entries(err.headers ?? {})) c.header(k, v);
+      return answer(c, err.code, err.message, err.details);
     }
-    if (err instanceof RolloutError) {
-      const mapped = new ApiError(err.code, err.message, err.details);
-      return c.json(
-        envelope(mapped.code, mapped.message, id, mapped.details),
-        mapped.status as ContentfulStatusCode,
-      );
+    if (err instanceof RolloutError) return answer(c, err.code, err.message, err.details);
+    if (isRedisUnavailable(err)) {
+      c.header('Retry-After', REDIS_RETRY_AFTER);
+      (c.get('logger') ?? deps.logger).warn({ err: (err as Error).message }, 'Redis unavailable');
+      return answer(c, 'UNAVAILABLE', 'vane cannot reach its Redis right now; retry shortly');
     }
     if (err instanceof SyntaxError) {
-      return c.json(envelope('BAD_REQUEST', `request body is not valid JSON: ${err.message}`, id), 400);
+      return answer(c, 'BAD_REQUEST', `request body is not valid JSON: ${err.message}`);
     }
     if (err instanceof HTTPException && err.status < 500) {
-      const code = err.status === 401 ? 'UNAUTHORIZED' : err.status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST';
-      return c.json(envelope(code, err.message || 'bad request', id), err.status);
+      const code: ErrorCode =
+        err.status === 401
+          ? 'UNAUTHORIZED'
+          : err.status === 404
+            ? 'NOT_FOUND'
+            : err.status === 413
+              ? 'PAYLOAD_TOO_LARGE'
+              : 'BAD_REQUEST';
+      return answer(c, code, err.message || 'bad request');
     }
     (c.get('logger') ?? deps.logger).error({ err }, 'unhandled error');
-    return c.json(envelope('INTERNAL', 'internal error; quote the request id when reporting it', id), 500);
+    return answer(c, 'INTERNAL', 'internal error; quote the request id when reporting it');
   });
-  app.notFound((c) =>
-    c.json(envelope('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, c.get('requestId')), 404),
-  );
+  app.notFound((c) => answer(c, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`));
 
   registerHealthz(app);
   registerReadyz(app, deps);
   registerMetrics(app, deps);
 
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      'An API token (VANE_API_TOKENS: every scope; apiTokens in VANE_CONFIG: the scopes read, trigger, operate, admin and optional namespaces). Each operation names the scope it needs in x-vane-scope.',
+  });
+
   if (deps.domain) {
-    app.use('/api/*', bearerAuth({ tokens: deps.apiTokens ?? [] }));
-    registerCreateRollout(app, deps.domain);
-    registerListRollouts(app, deps.domain);
-    registerGetRollout(app, deps.domain);
-    registerRolloutEvents(app, deps.domain);
-    registerRolloutCommands(app, deps.domain);
-    registerTemplates(app, deps.domain);
-    registerAnalyze(app, deps.domain);
-    // Every token has every scope until scoped tokens exist.
-    registerWhoami(app, () => ({
-      name: deps.apiTokens?.length ? 'api-token' : 'local',
-      scopes: SCOPE_NAMES,
-    }));
+    const ctx = deps.domain;
+    const tokens = new TokenTable({ plain: deps.apiTokens ?? [], scoped: deps.scopedTokens ?? [] });
+    app.use('/api/*', requestTimeout({ ms: deps.requestTimeoutMs ?? 15_000 }));
+    app.use('/api/*', authenticate({ tokens }));
+    app.use('/api/*', bodySize());
+    if (deps.rateLimit) {
+      const { redis, prefix, perMinute } = deps.rateLimit;
+      app.use('/api/*', rateLimit({ redis, prefix, limit: perMinute }));
+    }
+    app.use('/api/*', jsonDepth());
+    // The events route's file declares no scope of its own.
+    app.use('/api/v1/rollouts/:id/events', requireScope('read', rolloutNamespace(ctx)));
+    registerCreateRollout(app, ctx);
+    registerListRollouts(app, ctx);
+    registerGetRollout(app, ctx);
+    registerRolloutEvents(app, ctx);
+    registerRolloutCommands(app, ctx);
+    registerTemplates(app, ctx);
+    registerAnalyze(app, ctx);
+    registerWhoami(app, principalOf);
     registerUi(app, { commandPhases: COMMAND_PHASES });
   }
 
-  app.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'vane', version: '1' } });
+  app.get('/openapi.json', (c) => {
+    const doc = app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'vane', version: '1' } });
+    for (const [key, scope] of Object.entries(EXTRA_SCOPES)) {
+      const [method, path] = key.split(' ') as [string, string];
+      const op = (doc.paths?.[path] as Record<string, Record<string, unknown>> | undefined)?.[method];
+      if (op && !op['x-vane-scope'])
+        Object.assign(op, { security: [{ bearerAuth: [] }], 'x-vane-scope': scope });
+    }
+    return c.json(doc);
+  });
   return app;
 }

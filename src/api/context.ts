@@ -1,6 +1,9 @@
+import type { ApiTokenEntry } from '../config.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Recorder } from '../observability/recorder.ts';
+import type { Redis } from '../redis.ts';
 import type { DomainContext } from '../rollouts/context.ts';
+import type { Principal } from './auth/tokens.ts';
 
 /** A dependency /readyz checks; `check` rejects with the reason when it is not usable. */
 export interface ReadinessCheck {
@@ -13,12 +16,20 @@ export interface ApiDeps {
   logger: Logger;
   recorder: Recorder;
   readiness: ReadinessCheck[];
-  /** API tokens; empty means no authentication (local use). */
+  /** Plain API tokens (VANE_API_TOKENS), each with every scope; with no token at all the caller is `local`. */
   apiTokens?: string[];
+  /** Tokens with scopes and namespaces, by hash (apiTokens in VANE_CONFIG). */
+  scopedTokens?: ApiTokenEntry[];
+  /** Bearer token /metrics requires; unset means open. */
+  metricsToken?: string;
+  /** Per-token limit of mutating requests, counted in this Redis (so it holds across replicas). */
+  rateLimit?: { redis: Redis; prefix: string; perMinute: number };
+  /** How long a request may take before it is answered 504, in ms. Default 15000. */
+  requestTimeoutMs?: number;
   /** The domain; without it only the health routes are served (a worker-only process). */
   domain?: DomainContext;
 }
 
 export interface AppEnv {
-  Variables: { requestId: string; logger: Logger };
+  Variables: { requestId: string; logger: Logger; principal: Principal };
 }

@@ -11,10 +11,15 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, description: 'The resource does not exist.' },
   CONFLICT: { status: 409, description: 'The resource is in a state that does not allow this.' },
   TARGET_BUSY: { status: 409, description: 'Another rollout is active on the same target.' },
+  PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is larger than 1 MB.' },
   UNPROCESSABLE: { status: 422, description: 'The request is well formed but cannot be carried out.' },
   RATE_LIMITED: { status: 429, description: 'Too many requests.' },
   INTERNAL: { status: 500, description: 'An unexpected error; the request id finds it in the logs.' },
-  UNAVAILABLE: { status: 503, description: 'A dependency vane needs is not answering.' },
+  UNAVAILABLE: {
+    status: 503,
+    description: 'A dependency vane needs is not answering; retry after Retry-After.',
+  },
+  TIMEOUT: { status: 504, description: 'The request took longer than the request timeout.' },
 } as const satisfies Record<string, { status: number; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -38,6 +43,8 @@ export class ApiError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details?: unknown,
+    /** Extra response headers, e.g. Retry-After. */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -71,4 +78,13 @@ export function errorResponses(...codes: ErrorCode[]) {
     };
   }
   return out;
+}
+
+/** Whether an error means Redis is not reachable (refused, closed, timed out): a 503, never a 500. */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  return /Connection is closed|Command timed out|Reached the max retries|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|connect ETIMEDOUT/.test(
+    err.message,
+  );
 }

@@ -1,24 +1,16 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
+import { SCOPES } from '../config.ts';
 import type { App } from './app.ts';
+import { scoped } from './auth/scoped.ts';
+import type { Principal } from './auth/tokens.ts';
 import type { AppEnv } from './context.ts';
 import { errorResponses } from './errors.ts';
-
-/** The scopes a token may carry. */
-export const SCOPE_NAMES = ['read', 'trigger', 'operate', 'admin'] as const;
-
-/** Who is calling, as the authentication middleware decided. */
-export interface Caller {
-  name: string;
-  scopes: readonly (typeof SCOPE_NAMES)[number][];
-  /** Only these namespaces; absent means every namespace. */
-  namespaces?: readonly string[];
-}
 
 const WhoamiSchema = z
   .object({
     name: z.string().openapi({ description: "The token's name; `local` when no token is configured" }),
-    scopes: z.array(z.enum(SCOPE_NAMES)),
+    scopes: z.array(z.enum(SCOPES)),
     namespaces: z
       .array(z.string())
       .optional()
@@ -27,18 +19,19 @@ const WhoamiSchema = z
   .openapi('Whoami');
 
 const route = createRoute({
+  ...scoped('read'),
   method: 'get',
   path: '/api/v1/whoami',
   summary:
     "The caller's token: its name, scopes and namespaces (the dashboard shows only the actions they allow)",
   responses: {
     200: { description: 'The caller', content: { 'application/json': { schema: WhoamiSchema } } },
-    ...errorResponses('UNAUTHORIZED'),
+    ...errorResponses('UNAUTHORIZED', 'FORBIDDEN'),
   },
 });
 
 /** GET /api/v1/whoami; `callerOf` reads the principal the authentication middleware set. */
-export function registerWhoami(app: App, callerOf: (c: Context<AppEnv>) => Caller): void {
+export function registerWhoami(app: App, callerOf: (c: Context<AppEnv>) => Principal): void {
   app.openapi(route, (c) => {
     const p = callerOf(c);
     return c.json(

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { apiBinding } from '../api/auth/binding.ts';
 import type { Config } from '../config.ts';
 import { loadKubeConfig } from '../domain.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -8,6 +9,12 @@ import { type Role, startService } from '../service.ts';
 
 /** Runs until SIGTERM/SIGINT, then shuts down gracefully and resolves with the exit code. */
 async function runServer(config: Config, role: Role, logger: Logger, privateRedis: boolean): Promise<number> {
+  const tokens = config.apiTokens.length + config.scopedTokens.length;
+  const bind = apiBinding({ host: config.host, tokens, auth: config.auth, role });
+  if (bind.error) {
+    console.error(`vane: ${bind.error}`);
+    return 2;
+  }
   let redis: ManagedProcess | undefined;
   let redisUrl = config.redisUrl;
   if (!redisUrl) {

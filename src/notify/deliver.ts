@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { fetch as undiciFetch } from 'undici';
 import { HEADERS, signedHeaders } from './signing.ts';
+import { type OutboundGuard, outboundGuard, redactCredentials } from './url-guard.ts';
 
 /** Where a delivery goes and what it is about (the `X-Vane-Event` header). */
 export interface DeliveryTarget {
@@ -20,20 +22,61 @@ export interface DeliverOptions {
   attempt?: number;
   /** Clock for the signature's timestamp (ms). Default Date.now(). */
   now?: number;
+  /** The outbound URL guard (checked before connecting and on every resolved address). Default the process-wide one. */
+  guard?: OutboundGuard;
 }
 
 export interface DeliveryResult {
   /** A 2xx answer. */
   ok: boolean;
   status?: number;
-  /** Why it failed: a network error, a timeout, or the status with the start of the answer. */
+  /** Why it failed: a network error, a timeout, a refused address, or the status with the answer's reason. */
   error?: string;
-  /** The start of the answer's body (at most 500 characters), e.g. a gate's explanation. */
+  /**
+   * The `reason` (or `message`) field of a JSON answer, at most 200 characters, e.g. a gate's
+   * explanation. Never the raw body: an answer must not carry an internal page into events.
+   */
   response?: string;
   ms: number;
 }
 
-const RESPONSE_CHARS = 500;
+const REASON_CHARS = 200;
+/** How much of an answer is read to find its reason; the rest is discarded unread. */
+const ANSWER_BYTES = 16 * 1024;
+
+/** Reads at most `max` bytes of a body, then cancels the rest. */
+async function readCapped(body: ReadableStream<Uint8Array> | null, max: number): Promise<string> {
+  if (!body) return '';
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < max) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.length;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return Buffer.concat(chunks).subarray(0, max).toString('utf8');
+}
+
+/** The `reason` or `message` string of a JSON answer, flattened to one line of at most 200 characters. */
+export function answerReason(text: string): string | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
+  const d = doc as Record<string, unknown>;
+  const said =
+    typeof d.reason === 'string' ? d.reason : typeof d.message === 'string' ? d.message : undefined;
+  return said === undefined ? undefined : oneLine(redactCredentials(said), REASON_CHARS) || undefined;
+}
 
 /**
  * POSTs `payload` as JSON, signed when a secret is given. Never throws for network errors,
@@ -62,26 +105,51 @@ export async function deliver(
     }),
     [HEADERS.attempt]: String(opts.attempt ?? 1),
   };
+  const guard = opts.guard ?? outboundGuard();
+  const refused = guard.refused(target.url);
+  if (refused) return { ok: false, error: `refused: ${refused}`, ms: ms() };
+  // fetch refuses a URL with credentials: they travel as basic auth instead, and never into text.
+  const url = new URL(target.url);
+  if (url.username || url.password) {
+    const user = decodeURIComponent(url.username);
+    const pass = decodeURIComponent(url.password);
+    (headers as Record<string, string>).authorization =
+      `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+    url.username = '';
+    url.password = '';
+  }
   try {
-    const res = await fetch(target.url, { method: 'POST', headers, body, signal, redirect: 'manual' });
-    const text = (await res.text()).slice(0, RESPONSE_CHARS);
+    const res = await undiciFetch(url, {
+      method: 'POST',
+      headers,
+      body,
+      signal,
+      redirect: 'manual',
+      dispatcher: guard.dispatcher,
+    });
+    const reason = answerReason(
+      await readCapped(res.body as ReadableStream<Uint8Array> | null, ANSWER_BYTES),
+    );
     const ok = res.status >= 200 && res.status < 300;
+    const redirect =
+      res.status >= 300 && res.status < 400 ? ' (a redirect; vane does not follow redirects)' : '';
     return {
       ok,
       status: res.status,
-      ...(text ? { response: text } : {}),
-      ...(ok ? {} : { error: `answered ${res.status}${text ? `: ${oneLine(text, 200)}` : ''}` }),
+      ...(reason ? { response: reason } : {}),
+      ...(ok ? {} : { error: `answered ${res.status}${redirect}${reason ? `: ${reason}` : ''}` }),
       ms: ms(),
     };
   } catch (e) {
-    return { ok: false, error: networkError(e, timeout, opts.timeoutMs), ms: ms() };
+    return { ok: false, error: redactCredentials(networkError(e, timeout, opts.timeoutMs)), ms: ms() };
   }
 }
 
 function networkError(e: unknown, timeout: AbortSignal, timeoutMs: number): string {
   if (timeout.aborted) return `no answer within ${timeoutMs}ms (timeout)`;
-  const err = e as Error & { cause?: { code?: string; message?: string } };
+  const err = e as Error & { cause?: { code?: string; message?: string; name?: string } };
   if (err.name === 'AbortError') return 'cancelled';
+  if (err.cause?.name === 'RefusedAddressError') return `refused: ${err.cause.message}`;
   const cause = err.cause?.code ?? err.cause?.message;
   return cause ? `${err.message} (${cause})` : err.message;
 }

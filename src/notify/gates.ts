@@ -57,7 +57,8 @@ function label(w: Webhook): string {
 
 function describe(w: Webhook, res: DeliveryResult): string {
   if (res.status !== undefined) {
-    const said = res.response ? `: ${res.response.replace(/\s+/g, ' ').trim().slice(0, 200)}` : '';
+    // Only the status and the JSON answer's short `reason`/`message`, never the raw body.
+    const said = res.response ? `: ${res.response}` : '';
     return `${label(w)} answered ${res.status}${said}`;
   }
   return `${label(w)} unreachable: ${res.error ?? 'no answer'}`;

@@ -1,6 +1,26 @@
 import { z } from 'zod';
 import { Duration } from '../duration.ts';
 import { MetricCheckSchema, ReporterSchema } from '../metrics/spec.ts';
+import { outboundPolicy, refusedUrl } from '../notify/url-guard.ts';
+import { describeIssues } from '../zod-issues.ts';
+
+/** Metadata: at most 50 keys, each value at most 1 KB. */
+const METADATA_KEYS_MAX = 50;
+const METADATA_VALUE_MAX = 1024;
+
+/** Only variables meant for it: a secretEnv naming VANE_API_TOKENS would make deliveries an oracle for vane's own token. */
+const SecretEnv = z
+  .string()
+  .regex(
+    /^VANE_SECRET_[A-Z0-9_]{1,100}$/,
+    'must name an environment variable starting with VANE_SECRET_, e.g. VANE_SECRET_GATE',
+  );
+
+/** An http(s) URL the outbound guard accepts (no link-local or metadata address, no loopback unless allowed). */
+const OutboundUrl = z.url({ protocol: /^https?$/ }).superRefine((url, ctx) => {
+  const why = refusedUrl(url, outboundPolicy());
+  if (why) ctx.addIssue({ code: 'custom', message: `vane does not send to this URL: ${why}` });
+});
 
 const Name = z
   .string()
@@ -10,7 +30,7 @@ const Name = z
 const Labels = z.record(z.string().min(1), z.string());
 const HttpMatch = z.record(z.string(), z.unknown());
 
-export const TargetSchema = z.object({
+export const TargetSchema = z.strictObject({
   namespace: Name,
   virtualService: Name,
   destinationRule: Name,
@@ -24,10 +44,10 @@ export const TargetSchema = z.object({
 
 const Step = z.union([
   z.number().int().min(0).max(100),
-  z.object({
+  z.strictObject({
     weight: z.number().int().min(0).max(100),
     /** A manual gate: `{}` waits for resume/promote, `{ duration: 10m }` waits that long. */
-    pause: z.object({ duration: Duration.optional() }).optional(),
+    pause: z.strictObject({ duration: Duration.optional() }).optional(),
   }),
 ]);
 
@@ -41,20 +61,20 @@ const Common = {
 };
 
 export const StrategySchema = z.discriminatedUnion('type', [
-  z.object({
+  z.strictObject({
     type: z.literal('canary'),
     steps: z.array(Step).min(1).max(100).optional(),
     stepWeight: z.number().int().min(1).max(100).optional(),
     maxWeight: z.number().int().min(1).max(100).optional(),
     /** Also mirror this percent of the stable's traffic to the canary. */
-    mirror: z.object({ percent: z.number().min(0).max(100) }).optional(),
+    mirror: z.strictObject({ percent: z.number().min(0).max(100) }).optional(),
     ...Common,
   }),
-  z.object({
+  z.strictObject({
     type: z.literal('blue-green'),
     /** Preview traffic for analysis before the switch; default mirror 100%. */
     preview: z
-      .object({
+      .strictObject({
         mirrorPercent: z.number().min(0).max(100).optional(),
         match: z.array(HttpMatch).min(1).optional(),
       })
@@ -62,7 +82,7 @@ export const StrategySchema = z.discriminatedUnion('type', [
     iterations: z.number().int().min(1).max(1000).default(1),
     ...Common,
   }),
-  z.object({
+  z.strictObject({
     type: z.literal('ab-test'),
     /** Istio HTTPMatchRequest entries (headers, queryParams, a cookie via the cookie header). */
     match: z.array(HttpMatch).min(1),
@@ -71,7 +91,7 @@ export const StrategySchema = z.discriminatedUnion('type', [
   }),
 ]);
 
-export const AnalysisSchema = z.object({
+export const AnalysisSchema = z.strictObject({
   /** The query window. Default 1m. */
   interval: Duration.default(60_000),
   /** How often critical metrics are checked between steps. Default 5s. */
@@ -96,7 +116,7 @@ export const AnalysisSchema = z.object({
   metrics: z.array(MetricCheckSchema).max(50).default([]),
   /** How long each wait may last before rollback. */
   deadlines: z
-    .object({
+    .strictObject({
       workloadReady: Duration.default(600_000),
       inconclusive: Duration.default(600_000),
       gate: Duration.default(86_400_000),
@@ -115,36 +135,41 @@ export const WEBHOOK_TYPES = [
   'event',
 ] as const;
 
-export const WebhookSchema = z.object({
+export const WebhookSchema = z.strictObject({
   name: z.string().min(1).optional(),
   type: z.enum(WEBHOOK_TYPES),
-  url: z.url({ protocol: /^https?$/ }),
+  url: OutboundUrl,
   timeout: Duration.default(10_000),
   retries: z.number().int().min(0).max(10).default(3),
-  /** Name of an environment variable of vane's holding the HMAC secret. */
-  secretEnv: z.string().min(1).optional(),
-  metadata: z.record(z.string(), z.string()).optional(),
+  /** Name of an environment variable of vane's holding the HMAC secret (VANE_SECRET_*). */
+  secretEnv: SecretEnv.optional(),
+  metadata: z
+    .record(z.string().max(100), z.string().max(METADATA_VALUE_MAX))
+    .refine((m) => Object.keys(m).length <= METADATA_KEYS_MAX, `at most ${METADATA_KEYS_MAX} keys`)
+    .optional(),
 });
 
-export const NotificationSchema = z.object({
+export const NotificationSchema = z.strictObject({
   type: z.enum(['slack', 'webhook']),
-  url: z.url({ protocol: /^https?$/ }),
+  url: OutboundUrl,
   /** Lowest severity sent. Default info. */
   severity: z.enum(['info', 'warn', 'error']).default('info'),
   /** Event types sent; default all. */
   events: z.array(z.string().min(1)).optional(),
-  /** type webhook: name of an environment variable of vane's holding the HMAC secret (Slack messages are not signed). */
-  secretEnv: z.string().min(1).optional(),
+  /** type webhook: name of an environment variable of vane's holding the HMAC secret, VANE_SECRET_* (Slack messages are not signed). */
+  secretEnv: SecretEnv.optional(),
 });
 
 export const RolloutSpecSchema = z
-  .object({
+  .strictObject({
     target: TargetSchema,
-    stable: z.object({ subset: z.string().min(1) }),
-    canary: z.object({
+    stable: z.strictObject({ subset: z.string().min(1) }),
+    canary: z.strictObject({
       subset: z.string().min(1),
       labels: Labels.refine((l) => Object.keys(l).length > 0, 'at least one label, e.g. { version: v2 }'),
-      workload: z.object({ kind: z.literal('Deployment').default('Deployment'), name: Name }).optional(),
+      workload: z
+        .strictObject({ kind: z.literal('Deployment').default('Deployment'), name: Name })
+        .optional(),
     }),
     strategy: StrategySchema,
     analysis: AnalysisSchema.prefault({}),
@@ -157,10 +182,11 @@ export const RolloutSpecSchema = z
     metadata: z
       .object({
         commit: z.string().max(200).optional(),
-        pipelineUrl: z.string().max(2000).optional(),
+        pipelineUrl: z.string().max(METADATA_VALUE_MAX).optional(),
         triggeredBy: z.string().max(200).optional(),
       })
-      .catchall(z.string().max(2000))
+      .catchall(z.string().max(METADATA_VALUE_MAX))
+      .refine((m) => Object.keys(m).length <= METADATA_KEYS_MAX, `at most ${METADATA_KEYS_MAX} keys`)
       .default({}),
   })
   .superRefine((spec, ctx) => {
@@ -224,15 +250,7 @@ export type RolloutSpecInput = z.input<typeof RolloutSpecSchema>;
 export type RolloutSpec = z.output<typeof RolloutSpecSchema>;
 
 /** A zod error as "field.path: message" lines, the path in the spec's own notation (metrics[2].name). */
+/** Unknown fields get the nearest known one: "strategy.stepIntervl: unknown field; did you mean stepInterval?". */
 export function describeZodError(error: z.ZodError, prefix = ''): { path: string; message: string }[] {
-  return error.issues.map((i) => ({
-    path:
-      prefix +
-      i.path
-        .map((seg, k) =>
-          typeof seg === 'number' ? `[${seg}]` : `${k === 0 && !prefix ? '' : '.'}${String(seg)}`,
-        )
-        .join(''),
-    message: i.message,
-  }));
+  return describeIssues(error, prefix);
 }

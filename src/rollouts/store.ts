@@ -7,6 +7,8 @@ import { isTerminal, PHASES, type Phase } from './phases.ts';
 const EVENTS_MAX = 300;
 /** How long an idempotency key maps to its rollout. */
 const IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600;
+/** How long an ended rollout and its events are kept by default (VANE_RETENTION). */
+export const DEFAULT_RETENTION_SECONDS = 30 * 24 * 3600;
 
 // Creates a rollout only when no idempotency key and no target lock stands in the way; all or nothing.
 const CREATE = `
@@ -43,8 +45,13 @@ if ARGV[4] == '1' then
   if redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('DEL', KEYS[5]) end
   if redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
 end
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[i])
+end
+if ARGV[4] == '1' then
+  -- An ended rollout and its events expire after the retention.
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
 end
 return 1
 `;
@@ -74,10 +81,15 @@ export interface ListQuery {
  * compare-and-set on the rollout's version.
  */
 export class RolloutStore {
+  private readonly retentionSeconds: number;
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+    /** retentionSeconds: how long an ended rollout and its events are kept. Default 30 days. */
+    { retentionSeconds = DEFAULT_RETENTION_SECONDS }: { retentionSeconds?: number } = {},
+  ) {
+    this.retentionSeconds = retentionSeconds;
+  }
 
   private key(...parts: string[]): string {
     return [this.prefix, 'r', ...parts].join(':');
@@ -160,6 +172,7 @@ export class RolloutStore {
       prev.id,
       isTerminal(next.phase) ? '1' : '0',
       String(EVENTS_MAX),
+      String(this.retentionSeconds),
       ...events.map((e) => JSON.stringify(e)),
     )) as number;
     if (res !== 1) throw new VersionConflict(prev.id);
@@ -207,9 +220,11 @@ export class RolloutStore {
       const max = q.before !== undefined ? `(${q.before}` : '+inf';
       ids = await this.redis.zrevrangebyscore(index, max, '-inf', 'LIMIT', 0, limit);
     }
-    const rollouts = (await Promise.all(ids.map((id) => this.get(id)))).filter(
-      (r): r is Rollout => r !== undefined,
-    );
+    const found = await Promise.all(ids.map((id) => this.get(id)));
+    const rollouts = found.filter((r): r is Rollout => r !== undefined);
+    const expired = ids.filter((_, i) => found[i] === undefined);
+    if (expired.length)
+      await this.forget(expired, q.namespace ? this.key('idx', 'ns', q.namespace) : undefined);
     return rollouts
       .filter((r) => (q.namespace ? r.spec.target.namespace === q.namespace : true))
       .filter((r) => (q.before !== undefined ? r.createdAt < q.before : true))
@@ -227,6 +242,15 @@ export class RolloutStore {
       Math.min(opts.limit ?? 500, 1000),
     );
     return rows.map(([sid, fields]) => ({ ...(JSON.parse(fields[1]!) as RolloutEvent), id: sid }));
+  }
+
+  /** Drops ids of rollouts that expired (retention) from the indexes. */
+  private async forget(ids: string[], nsIndex?: string): Promise<void> {
+    const pipe = this.redis.pipeline();
+    if (nsIndex) pipe.zrem(nsIndex, ...ids);
+    pipe.zrem(this.key('idx', 'all'), ...ids);
+    for (const p of PHASES.filter(isTerminal)) pipe.srem(this.phaseKey(p), ...ids);
+    await pipe.exec();
   }
 
   /** Appends events outside a state change (e.g. a notification delivered). */

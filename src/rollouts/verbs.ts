@@ -58,9 +58,12 @@ export interface StartResult {
 export async function startRollout({
   ctx,
   input,
+  by,
 }: {
   ctx: DomainContext;
   input: unknown;
+  /** Who starts it (the API token's name); metadata.triggeredBy is the client's own note. */
+  by?: string;
 }): Promise<StartResult> {
   const { spec, input: resolved } = await resolveSpec(ctx, input);
   const now = ctx.now();
@@ -83,8 +86,15 @@ export async function startRollout({
     commands: [],
     errorCount: 0,
   };
-  const who = spec.metadata.triggeredBy ? ` by ${spec.metadata.triggeredBy}` : '';
-  const event: RolloutEvent = { time: now, type: 'created', reason: `rollout created${who}`, to: 'pending' };
+  const who = by ? ` by ${by}` : '';
+  const note = spec.metadata.triggeredBy ? ` (triggeredBy: ${spec.metadata.triggeredBy})` : '';
+  const event: RolloutEvent = {
+    time: now,
+    type: 'created',
+    reason: `rollout created${who}${note}`,
+    to: 'pending',
+    ...(by ? { by } : {}),
+  };
   const res = await ctx.store.create(rollout, event);
   if (res.status === 'idempotent') {
     const existing = await ctx.store.get(res.id);
@@ -129,6 +139,12 @@ export async function rolloutEvents({
   after?: string;
   limit?: number;
 }) {
+  if (after !== undefined && !/^\d{1,20}(-\d{1,20})?$/.test(after)) {
+    throw new RolloutError(
+      'BAD_REQUEST',
+      `after: '${after.slice(0, 50)}' is not an event id (such as 1717171717171-0)`,
+    );
+  }
   await getRollout({ ctx, id });
   return ctx.store.events(id, { ...(after ? { after } : {}), ...(limit ? { limit } : {}) });
 }
@@ -201,7 +217,7 @@ export async function retryRollout({
     retryOf: id,
     ...(by ? { triggeredBy: by } : {}),
   };
-  return startRollout({ ctx, input: { ...input, metadata } });
+  return startRollout({ ctx, input: { ...input, metadata }, ...(by ? { by } : {}) });
 }
 
 const GATE_KEY = /^(confirm-rollout|confirm-promotion|confirm-traffic-increase(:\d{1,3})?)$/;

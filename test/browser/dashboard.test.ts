@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { eventually, startTestRedis } from '../helpers/services.ts';
 
 const SCREENSHOTS = join(import.meta.dirname, '../../.test-results/screenshots');
 const ADMIN_TOKEN = 'dashboard-admin-token-0123456789';
+const VIEWER_TOKEN = 'dashboard-viewer-token-0123456789';
 
 /**
  * Answers the built-in Istio templates for every service: request counts, success rate (the
@@ -68,7 +70,11 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
       recorder: h.domain.ctx.recorder,
       readiness: [],
       domain: h.domain.ctx,
+      // A plain token (every scope, named token-1) and a read-only one by its hash.
       apiTokens: [ADMIN_TOKEN],
+      scopedTokens: [
+        { name: 'viewer', sha256: createHash('sha256').update(VIEWER_TOKEN).digest('hex'), scopes: ['read'] },
+      ],
     });
     server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
     await new Promise((r) => server.once('listening', r));
@@ -233,7 +239,32 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     await expect.poll(phase, { timeout: 20_000 }).toBe('succeeded');
     await expect
       .poll(() => page.locator('.gates').textContent(), { timeout: 15_000 })
-      .toMatch(/confirm-promotion approved by \S+: looks good/);
+      .toMatch(/confirm-promotion approved by token-1: looks good/);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('a read-only token sees the rollout but no action buttons', async () => {
+    const id = await start('reviews-ro', {
+      strategy: { type: 'canary', steps: [10, 20, 30, 40, 50], stepInterval: '2s' },
+    });
+    const page = await open(`/ui#/rollouts/${id}`);
+    await signIn(page, VIEWER_TOKEN);
+    await expect.poll(() => page.locator('#who').textContent()).toMatch(/^viewer \(read\)/);
+    await expect
+      .poll(() => page.locator('[data-field="Phase"]').textContent(), { timeout: 15_000 })
+      .toBe('progressing');
+    await expect
+      .poll(() => page.locator('.timeline li[data-type="weight"]').count(), { timeout: 15_000 })
+      .toBeGreaterThan(1);
+    expect(await page.locator('.actions').count()).toBe(0);
+    expect(await page.getByRole('button', { name: /Promote|Approve|Pause|Resume|Abort/ }).count()).toBe(0);
+    // The same rollout as an operator offers them.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page);
+    await expect
+      .poll(() => page.locator('.actions button').allTextContents())
+      .toEqual(['Promote', 'Pause', 'Abort']);
     expect(problems).toEqual([]);
     await page.close();
   });
@@ -271,6 +302,10 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     // whoami needs the token; with it, names the caller and its scopes.
     expect((await fetch(`${base}/api/v1/whoami`)).status).toBe(401);
     const me = await fetch(`${base}/api/v1/whoami`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
-    expect(await me.json()).toMatchObject({ scopes: ['read', 'trigger', 'operate', 'admin'] });
+    expect(await me.json()).toEqual({ name: 'token-1', scopes: ['read', 'trigger', 'operate', 'admin'] });
+    const viewer = await fetch(`${base}/api/v1/whoami`, {
+      headers: { Authorization: `Bearer ${VIEWER_TOKEN}` },
+    });
+    expect(await viewer.json()).toEqual({ name: 'viewer', scopes: ['read'] });
   });
 });

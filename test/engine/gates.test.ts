@@ -25,7 +25,7 @@ beforeAll(async () => {
   h = await startEngineHarness({
     redisUrl: redis.url,
     provider,
-    notify: { secrets: { GATE_SECRET: SECRET } },
+    notify: { secrets: { VANE_SECRET_GATE: SECRET } },
   });
   rx = await new Receiver().start();
 });
@@ -43,13 +43,18 @@ describe('gates, approvals and notifications in the engine', () => {
   it('a closed confirm-promotion webhook holds at max weight while analysis goes on; a 2xx promotes', async () => {
     seedTarget(h.sim, 'g1');
     let open = false;
-    rx.on('/g1/promote', () => (open ? 200 : { status: 403, body: 'not yet' }));
+    rx.on('/g1/promote', () => (open ? 200 : { status: 403, body: JSON.stringify({ reason: 'not yet' }) }));
     const { rollout } = await startRollout({
       ctx: h.domain.ctx,
       input: canarySpec('g1', {
         strategy: { type: 'canary', steps: [20, 50], stepInterval: '500ms' },
         webhooks: [
-          { type: 'confirm-promotion', url: rx.url('/g1/promote'), secretEnv: 'GATE_SECRET', timeout: '2s' },
+          {
+            type: 'confirm-promotion',
+            url: rx.url('/g1/promote'),
+            secretEnv: 'VANE_SECRET_GATE',
+            timeout: '2s',
+          },
         ],
       }),
     });
@@ -157,7 +162,7 @@ describe('gates, approvals and notifications in the engine', () => {
         strategy: { type: 'canary', steps: [10, 20, 30, 40], stepInterval: '1s' },
         webhooks: [
           { type: 'rollback', url: rx.url('/g4/rollback'), timeout: '1s' },
-          { type: 'event', name: 'audit', url: rx.url('/g4/events'), secretEnv: 'GATE_SECRET' },
+          { type: 'event', name: 'audit', url: rx.url('/g4/events'), secretEnv: 'VANE_SECRET_GATE' },
         ],
         notifications: [{ type: 'slack', url: rx.url('/g4/slack'), severity: 'warn' }],
       }),

@@ -13,6 +13,8 @@ export default function setup() {
   ensureCommand('prometheus', 'prometheus', (m) => console.log(`test set-up: ${m}`));
   const runDir = mkdtempSync(join(tmpdir(), 'vane-test-'));
   process.env.VANE_TEST_RUN_DIR = runDir;
+  // Test receivers listen on 127.0.0.1; the outbound guard refuses loopback unless allowed.
+  process.env.VANE_ALLOW_LOOPBACK_WEBHOOKS ??= '1';
   return () => {
     const pids = join(runDir, 'pids');
     try {

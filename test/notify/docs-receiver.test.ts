@@ -78,7 +78,10 @@ describe('the documented Node receiver', () => {
       headers: { 'x-vane-timestamp': String(ts), 'x-vane-signature': sign('doc-secret', ts, body) },
       body: body.replace('"canary":25', '"canary":100'),
     });
-    expect([tampered.status, await tampered.text()]).toEqual([401, 'bad signature']);
+    expect([tampered.status, await tampered.text()]).toEqual([
+      401,
+      JSON.stringify({ reason: 'bad signature' }),
+    ]);
     // Signed ten minutes ago: a captured request replayed later.
     const replay = await deliver(target, payload, {
       timeoutMs: 2_000,

@@ -21,16 +21,18 @@ describe('gate webhooks against a real receiver', () => {
 
   it('a receiver holds the gate closed (403), then opens it (200)', async () => {
     let open = false;
-    receiver.on('/gate', () => (open ? 200 : { status: 403, body: 'change freeze until 18:00' }));
+    receiver.on('/gate', () =>
+      open ? 200 : { status: 403, body: JSON.stringify({ reason: 'change freeze until 18:00' }) },
+    );
     const w = hook({
       type: 'confirm-promotion',
       url: receiver.url('/gate'),
       timeout: '2s',
-      secretEnv: 'GATE_SECRET',
+      secretEnv: 'VANE_SECRET_GATE',
     });
     const r = makeRollout({}, { phase: 'awaiting-promotion' });
     const payload = buildPayload(r, 'confirm-promotion', { gate: 'confirm-promotion' });
-    const secrets = (n: string) => (n === 'GATE_SECRET' ? 'gate-secret' : undefined);
+    const secrets = (n: string) => (n === 'VANE_SECRET_GATE' ? 'gate-secret' : undefined);
 
     const closed = await checkGate(w, payload, { secrets });
     expect(closed).toEqual({
@@ -74,12 +76,12 @@ describe('gate webhooks against a real receiver', () => {
     expect(took).toBeLessThan(1_500);
 
     const noSecret = await checkGate(
-      hook({ type: 'confirm-rollout', url: receiver.url('/gate'), secretEnv: 'MISSING' }),
+      hook({ type: 'confirm-rollout', url: receiver.url('/gate'), secretEnv: 'VANE_SECRET_MISSING' }),
       payload,
       { secrets: () => undefined },
     );
     expect(noSecret.open).toBe(false);
-    expect(noSecret.message).toContain('environment variable MISSING, which is not set');
+    expect(noSecret.message).toContain('environment variable VANE_SECRET_MISSING, which is not set');
   });
 
   it('a rollback webhook asks for a rollback with a 2xx, and not otherwise', async () => {

@@ -258,7 +258,7 @@ describe('planDeliveries', () => {
         type: 'event' as const,
         name: 'audit',
         url: 'https://audit.example/hook?token=abc',
-        secretEnv: 'AUDIT_SECRET',
+        secretEnv: 'VANE_SECRET_AUDIT',
       },
       { type: 'rollout' as const, url: 'https://load.example/start', metadata: { cmd: 'hey -z 1m' } },
       { type: 'post-rollout' as const, url: 'https://ci.example/done' },
@@ -294,7 +294,7 @@ describe('planDeliveries', () => {
     expect(planDeliveries(r, events).map((j) => j.id)).toEqual(jobs.map((j) => j.id));
     // The secret's name travels, never a secret; labels hide query strings and Slack's secret path.
     expect(jobs[0]).toMatchObject({
-      secretEnv: 'AUDIT_SECRET',
+      secretEnv: 'VANE_SECRET_AUDIT',
       label: "event webhook 'audit' to https://audit.example/hook",
     });
     expect(jobs[4]?.label).toBe('slack notification to https://hooks.slack.example');

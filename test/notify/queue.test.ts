@@ -15,7 +15,7 @@ import { eventually, startTestRedis } from '../helpers/services.ts';
 import { closedPort, makeRollout, Receiver, receiverVerifies } from './fixtures.ts';
 
 const SECRET = 'whsec-test-7f3a';
-const SECRETS: Record<string, string> = { HOOK_SECRET: SECRET };
+const SECRETS: Record<string, string> = { VANE_SECRET_HOOK: SECRET };
 
 describe('the notify queue against a real Redis and real receivers', () => {
   let server: ManagedProcess;
@@ -103,8 +103,13 @@ describe('the notify queue against a real Redis and real receivers', () => {
   it('delivers the planned webhooks signed, the Slack message in its format, and records each on the rollout', async () => {
     const r = await storedRollout({
       webhooks: [
-        { type: 'event', name: 'audit', url: receiver.url('/audit?token=hidden'), secretEnv: 'HOOK_SECRET' },
-        { type: 'rollout', url: receiver.url('/load'), secretEnv: 'HOOK_SECRET' },
+        {
+          type: 'event',
+          name: 'audit',
+          url: receiver.url('/audit?token=hidden'),
+          secretEnv: 'VANE_SECRET_HOOK',
+        },
+        { type: 'rollout', url: receiver.url('/load'), secretEnv: 'VANE_SECRET_HOOK' },
       ],
       notifications: [{ type: 'slack', url: receiver.url('/slack/T0/B0/XYZ') }],
     });
@@ -146,14 +151,19 @@ describe('the notify queue against a real Redis and real receivers', () => {
     expect(reasons).not.toContain('XYZ');
     expect(await recorder.metrics()).toMatch(/vane_notifications_total\{type="event",result="sent"\} 1/);
     // The secret was resolved once, though used twice.
-    expect(looked.filter((n) => n === 'HOOK_SECRET')).toHaveLength(1);
+    expect(looked.filter((n) => n === 'VANE_SECRET_HOOK')).toHaveLength(1);
   });
 
   it("as the engine's onEvents listener: returns at once, and a post-rollout hook and a filtered notification follow", async () => {
     const r = await storedRollout({
       webhooks: [{ type: 'post-rollout', url: receiver.url('/post') }],
       notifications: [
-        { type: 'webhook', url: receiver.url('/errors-only'), severity: 'error', secretEnv: 'HOOK_SECRET' },
+        {
+          type: 'webhook',
+          url: receiver.url('/errors-only'),
+          severity: 'error',
+          secretEnv: 'VANE_SECRET_HOOK',
+        },
         { type: 'webhook', url: receiver.url('/succeeded-only'), events: ['succeeded'] },
       ],
     });
@@ -183,7 +193,7 @@ describe('the notify queue against a real Redis and real receivers', () => {
   it('retries a failing receiver with backoff and records the success once', async () => {
     receiver.on('/flaky', (n) => (n < 2 ? 503 : 200));
     const r = await storedRollout();
-    const j = job(r, { url: receiver.url('/flaky'), secretEnv: 'HOOK_SECRET', retries: 3 });
+    const j = job(r, { url: receiver.url('/flaky'), secretEnv: 'VANE_SECRET_HOOK', retries: 3 });
     await queue.enqueue(j);
     const [e] = await notificationEvents(r.id, 1);
     const got = receiver.at('/flaky');
@@ -198,7 +208,7 @@ describe('the notify queue against a real Redis and real receivers', () => {
   });
 
   it('gives up after retries + 1 attempts and records the failure', async () => {
-    receiver.on('/down', () => ({ status: 502, body: 'bad gateway' }));
+    receiver.on('/down', () => ({ status: 502, body: JSON.stringify({ message: 'bad gateway' }) }));
     const r = await storedRollout();
     await queue.enqueue(job(r, { url: receiver.url('/down'), retries: 1 }));
     const [e] = await notificationEvents(r.id, 1);
@@ -208,7 +218,7 @@ describe('the notify queue against a real Redis and real receivers', () => {
   });
 
   it('does not retry a 4xx, but does retry 408 and 429', async () => {
-    receiver.on('/bad', () => ({ status: 400, body: 'invalid_payload' }));
+    receiver.on('/bad', () => ({ status: 400, body: JSON.stringify({ reason: 'invalid_payload' }) }));
     receiver.on('/slow-down', (n) => (n === 0 ? 429 : n === 1 ? 408 : 200));
     const r = await storedRollout();
     await queue.enqueue(job(r, { url: receiver.url('/bad'), retries: 3 }));
@@ -236,10 +246,12 @@ describe('the notify queue against a real Redis and real receivers', () => {
 
   it('fails without sending when the secret is missing, naming the variable', async () => {
     const r = await storedRollout();
-    await queue.enqueue(job(r, { url: receiver.url('/nosecret'), secretEnv: 'NOT_SET_ANYWHERE' }));
+    await queue.enqueue(
+      job(r, { url: receiver.url('/nosecret'), secretEnv: 'VANE_SECRET_NOT_SET_ANYWHERE' }),
+    );
     const [e] = await notificationEvents(r.id, 1);
     expect(receiver.at('/nosecret')).toHaveLength(0);
-    expect(e!.reason).toContain('environment variable NOT_SET_ANYWHERE, which is not set');
+    expect(e!.reason).toContain('environment variable VANE_SECRET_NOT_SET_ANYWHERE, which is not set');
   });
 
   it('a dead receiver neither blocks other deliveries nor slows a tick, and its failure is recorded', async () => {

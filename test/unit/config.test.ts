@@ -42,3 +42,72 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ VANE_CONFIG: file })).toThrow(/port in .*vane.yaml=70000/);
   });
 });
+
+describe('security settings', () => {
+  const file = (text: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'vane-config-'));
+    const f = join(dir, 'vane.yaml');
+    writeFileSync(f, text);
+    return f;
+  };
+  const hash = 'a'.repeat(64);
+
+  it('reads tokens with scopes from the file, next to the plain VANE_API_TOKENS', () => {
+    const f = file(
+      `apiTokens:\n  - { name: ci, sha256: ${hash.toUpperCase()}, scopes: [trigger, read] }\n  - { name: oncall, sha256: ${'b'.repeat(64)}, scopes: [operate], namespaces: [shop] }\n`,
+    );
+    const c = loadConfig({ VANE_CONFIG: f, VANE_API_TOKENS: 'plain-one' });
+    expect(c.apiTokens).toEqual(['plain-one']);
+    expect(c.scopedTokens).toEqual([
+      { name: 'ci', sha256: hash, scopes: ['trigger', 'read'] },
+      { name: 'oncall', sha256: 'b'.repeat(64), scopes: ['operate'], namespaces: ['shop'] },
+    ]);
+  });
+
+  it('refuses a bad token entry naming the field', () => {
+    expect(() =>
+      loadConfig({ VANE_CONFIG: file(`apiTokens:\n  - { name: ci, sha256: abc, scopes: [read] }\n`) }),
+    ).toThrow(/apiTokens\.0\.sha256: the hex SHA-256 of the token/);
+    expect(() =>
+      loadConfig({ VANE_CONFIG: file(`apiTokens:\n  - { name: ci, sha256: ${hash}, scopes: [write] }\n`) }),
+    ).toThrow(/apiTokens\.0\.scopes\.0/);
+    expect(() =>
+      loadConfig({
+        VANE_CONFIG: file(`apiTokens:\n  - { name: ci, sha256: ${hash}, scopes: [read], scope: x }\n`),
+      }),
+    ).toThrow(/apiTokens\.0/);
+    expect(() =>
+      loadConfig({
+        VANE_CONFIG: file(
+          `apiTokens:\n  - { name: ci, sha256: ${hash}, scopes: [read] }\n  - { name: ci, sha256: ${hash}, scopes: [admin] }\n`,
+        ),
+      }),
+    ).toThrow(/duplicate name 'ci'/);
+  });
+
+  it('has safe defaults and reads the new variables', () => {
+    const d = loadConfig({});
+    expect(d.host).toBeUndefined();
+    expect(d.auth).toBe('tokens');
+    expect(d.allowLoopbackWebhooks).toBe(false);
+    expect(d.retention).toBe(30 * 86_400);
+    const c = loadConfig({
+      VANE_AUTH: 'none',
+      VANE_RETENTION: '12h',
+      VANE_ALLOW_LOOPBACK_WEBHOOKS: 'true',
+      VANE_METRICS_TOKEN: 'metrics-token-0123456789',
+      VANE_RATE_LIMIT: '10',
+      VANE_REQUEST_TIMEOUT: '5s',
+    });
+    expect(c).toMatchObject({
+      auth: 'none',
+      retention: 43_200,
+      allowLoopbackWebhooks: true,
+      metricsToken: 'metrics-token-0123456789',
+      rateLimit: 10,
+      requestTimeout: 5_000,
+    });
+    expect(() => loadConfig({ VANE_RETENTION: '30 days' })).toThrow(/VANE_RETENTION.*30d/);
+    expect(() => loadConfig({ VANE_AUTH: 'off' })).toThrow(/VANE_AUTH.*tokens, none/);
+  });
+});

@@ -1,9 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import type { DomainContext } from '../../rollouts/context.ts';
 import { publicView } from '../../rollouts/model.ts';
-import { approveGate, retryRollout, sendCommand } from '../../rollouts/verbs.ts';
+import { approveGate, getRollout, retryRollout, sendCommand } from '../../rollouts/verbs.ts';
 import type { App } from '../app.ts';
+import { principalOf } from '../auth/require-scope.ts';
+import { scoped } from '../auth/scoped.ts';
+import type { AppEnv } from '../context.ts';
 import { errorResponses } from '../errors.ts';
+import { rolloutNamespace } from './namespace.ts';
 import { CommandBodySchema, RolloutIdParam, RolloutSchema } from './schema.ts';
 
 const COMMANDS = {
@@ -14,8 +19,9 @@ const COMMANDS = {
   resume: 'Continue a paused rollout (after drift: reassert vane’s weights)',
 } as const;
 
-function commandRoute(type: keyof typeof COMMANDS) {
+function commandRoute(type: keyof typeof COMMANDS, ctx: DomainContext) {
   return createRoute({
+    ...scoped('operate', rolloutNamespace(ctx)),
     method: 'post',
     path: `/api/v1/rollouts/{id}/${type}`,
     summary: COMMANDS[type],
@@ -25,93 +31,115 @@ function commandRoute(type: keyof typeof COMMANDS) {
     },
     responses: {
       202: {
-        description: 'Accepted; a tick carries it out at once',
+        description:
+          'Accepted; the rollout as updated by the command (in pendingCommands until a tick, woken at once, carries it out)',
         content: { 'application/json': { schema: z.object({ rollout: RolloutSchema }) } },
       },
-      ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'NOT_FOUND', 'CONFLICT'),
+      ...errorResponses(
+        'BAD_REQUEST',
+        'UNAUTHORIZED',
+        'FORBIDDEN',
+        'NOT_FOUND',
+        'CONFLICT',
+        'RATE_LIMITED',
+        'UNAVAILABLE',
+      ),
     },
   });
 }
 
-const retry = createRoute({
-  method: 'post',
-  path: '/api/v1/rollouts/{id}/retry',
-  summary: 'Start a new rollout with the spec of an ended one',
-  request: {
-    params: RolloutIdParam,
-    body: { required: false, content: { 'application/json': { schema: CommandBodySchema } } },
-  },
-  responses: {
-    201: {
-      description: 'The new rollout',
-      content: { 'application/json': { schema: z.object({ rollout: RolloutSchema }) } },
+const retry = (ctx: DomainContext) =>
+  createRoute({
+    ...scoped('trigger', rolloutNamespace(ctx)),
+    method: 'post',
+    path: '/api/v1/rollouts/{id}/retry',
+    summary: 'Start a new rollout with the spec of an ended one',
+    request: {
+      params: RolloutIdParam,
+      body: { required: false, content: { 'application/json': { schema: CommandBodySchema } } },
     },
-    ...errorResponses('UNAUTHORIZED', 'NOT_FOUND', 'CONFLICT', 'TARGET_BUSY'),
-  },
-});
+    responses: {
+      201: {
+        description: 'The new rollout',
+        content: { 'application/json': { schema: z.object({ rollout: RolloutSchema }) } },
+      },
+      ...errorResponses('UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'TARGET_BUSY', 'RATE_LIMITED'),
+    },
+  });
 
 const ApproveBodySchema = z
-  .object({
+  .strictObject({
     gate: z.string().max(100).optional().openapi({
       description:
         'confirm-rollout, confirm-promotion, confirm-traffic-increase (the next step) or confirm-traffic-increase:N; default: the gate the rollout waits at',
     }),
-    by: z.string().max(200).optional().openapi({ description: 'Who approves (shown in the history)' }),
+    by: z
+      .string()
+      .max(200)
+      .optional()
+      .openapi({ description: 'A note of who approves; the token name is the actor' }),
     reason: z.string().max(1000).optional(),
   })
   .openapi('ApproveBody');
 
-const approve = createRoute({
-  method: 'post',
-  path: '/api/v1/rollouts/{id}/approve',
-  summary: 'Open a gate of this rollout once (bound to this rollout and this gate)',
-  request: {
-    params: RolloutIdParam,
-    body: { required: false, content: { 'application/json': { schema: ApproveBodySchema } } },
-  },
-  responses: {
-    202: {
-      description: 'Stored; the next tick uses it',
-      content: {
-        'application/json': { schema: z.object({ rollout: RolloutSchema, gate: z.string() }) },
-      },
+const approve = (ctx: DomainContext) =>
+  createRoute({
+    ...scoped('operate', rolloutNamespace(ctx)),
+    method: 'post',
+    path: '/api/v1/rollouts/{id}/approve',
+    summary: 'Open a gate of this rollout once (bound to this rollout and this gate)',
+    request: {
+      params: RolloutIdParam,
+      body: { required: false, content: { 'application/json': { schema: ApproveBodySchema } } },
     },
-    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'NOT_FOUND', 'CONFLICT'),
-  },
-});
+    responses: {
+      202: {
+        description: 'Stored; the next tick uses it',
+        content: {
+          'application/json': { schema: z.object({ rollout: RolloutSchema, gate: z.string() }) },
+        },
+      },
+      ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'RATE_LIMITED'),
+    },
+  });
+
+/**
+ * Who acts is the token's name; what the client says in `by` is kept only as a note in the reason.
+ */
+function actor(
+  c: Context<AppEnv>,
+  body: { by?: string | undefined; reason?: string | undefined } | undefined,
+) {
+  const by = principalOf(c).name;
+  const note = body?.by && body.by !== by ? `(says: ${body.by})` : '';
+  const reason = [body?.reason, note].filter(Boolean).join(' ');
+  return { by, ...(reason ? { reason } : {}) };
+}
 
 export function registerRolloutCommands(app: App, ctx: DomainContext): void {
   for (const type of Object.keys(COMMANDS) as (keyof typeof COMMANDS)[]) {
-    app.openapi(commandRoute(type), async (c) => {
+    app.openapi(commandRoute(type, ctx), async (c) => {
       const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
-      const rollout = await sendCommand({
-        ctx,
-        id: c.req.valid('param').id,
-        type,
-        ...(body?.by ? { by: body.by } : {}),
-        ...(body?.reason ? { reason: body.reason } : {}),
-      });
+      const rollout = await sendCommand({ ctx, id: c.req.valid('param').id, type, ...actor(c, body) });
       return c.json({ rollout: publicView(rollout) }, 202);
     });
   }
-  app.openapi(approve, async (c) => {
+  app.openapi(approve(ctx), async (c) => {
     const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
-    const { rollout, gate } = await approveGate({
+    const id = c.req.valid('param').id;
+    const { gate } = await approveGate({
       ctx,
-      id: c.req.valid('param').id,
+      id,
       ...(body?.gate ? { gate: body.gate } : {}),
-      ...(body?.by ? { by: body.by } : {}),
-      ...(body?.reason ? { reason: body.reason } : {}),
+      ...actor(c, body),
     });
+    // The rollout as it is now, after the approval was stored.
+    const rollout = await getRollout({ ctx, id });
     return c.json({ rollout: publicView(rollout), gate }, 202);
   });
-  app.openapi(retry, async (c) => {
+  app.openapi(retry(ctx), async (c) => {
     const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
-    const { rollout } = await retryRollout({
-      ctx,
-      id: c.req.valid('param').id,
-      ...(body?.by ? { by: body.by } : {}),
-    });
+    const { rollout } = await retryRollout({ ctx, id: c.req.valid('param').id, by: actor(c, body).by });
     c.header('Location', `/api/v1/rollouts/${rollout.id}`);
     return c.json({ rollout: publicView(rollout) }, 201);
   });

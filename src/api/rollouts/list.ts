@@ -4,6 +4,8 @@ import { publicView } from '../../rollouts/model.ts';
 import { PHASES } from '../../rollouts/phases.ts';
 import { listRollouts } from '../../rollouts/verbs.ts';
 import type { App } from '../app.ts';
+import { assertNamespace, principalOf } from '../auth/require-scope.ts';
+import { scoped } from '../auth/scoped.ts';
 import { errorResponses } from '../errors.ts';
 import { RolloutSchema } from './schema.ts';
 
@@ -20,6 +22,7 @@ const Query = z.object({
 });
 
 const route = createRoute({
+  ...scoped('read'),
   method: 'get',
   path: '/api/v1/rollouts',
   summary: 'List rollouts, newest first',
@@ -29,13 +32,15 @@ const route = createRoute({
       description: 'Rollouts',
       content: { 'application/json': { schema: z.object({ rollouts: z.array(RolloutSchema) }) } },
     },
-    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED'),
+    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE'),
   },
 });
 
 export function registerListRollouts(app: App, ctx: DomainContext): void {
   app.openapi(route, async (c) => {
     const q = c.req.valid('query');
+    const principal = principalOf(c);
+    if (q.namespace) assertNamespace(principal, q.namespace);
     const rollouts = await listRollouts({
       ctx,
       query: {
@@ -46,6 +51,10 @@ export function registerListRollouts(app: App, ctx: DomainContext): void {
         ...(q.before !== undefined ? { before: q.before } : {}),
       },
     });
-    return c.json({ rollouts: rollouts.map(publicView) }, 200);
+    // A token limited to namespaces sees only their rollouts.
+    const visible = principal.namespaces
+      ? rollouts.filter((r) => principal.namespaces!.includes(r.spec.target.namespace))
+      : rollouts;
+    return c.json({ rollouts: visible.map(publicView) }, 200);
   });
 }

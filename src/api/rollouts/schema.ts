@@ -65,8 +65,12 @@ export const EventSchema = z
   .openapi('RolloutEvent');
 
 export const CommandBodySchema = z
-  .object({
-    by: z.string().max(200).optional().openapi({ description: 'Who asks (shown in the history)' }),
+  .strictObject({
+    by: z
+      .string()
+      .max(200)
+      .optional()
+      .openapi({ description: 'A note of who asks; the history records the token name as the actor' }),
     reason: z.string().max(1000).optional(),
   })
   .openapi('CommandBody');

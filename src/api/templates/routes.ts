@@ -3,7 +3,9 @@ import type { DomainContext } from '../../rollouts/context.ts';
 import { RolloutError } from '../../rollouts/errors.ts';
 import { TEMPLATE_NAME } from '../../rollouts/templates.ts';
 import type { App } from '../app.ts';
+import { scoped } from '../auth/scoped.ts';
 import { errorResponses } from '../errors.ts';
+import { templateIssues } from './check.ts';
 
 const TemplateSchema = z
   .object({
@@ -21,7 +23,7 @@ const NameParam = z.object({
     .openapi({ param: { name: 'name', in: 'path' }, example: 'reviews' }),
 });
 const Body = z
-  .object({
+  .strictObject({
     name: z.string().regex(TEMPLATE_NAME, 'lower-case letters, digits and -, at most 100'),
     spec: z.record(z.string(), z.unknown()),
   })
@@ -29,6 +31,7 @@ const Body = z
 const One = { 'application/json': { schema: z.object({ template: TemplateSchema }) } };
 
 const list = createRoute({
+  ...scoped('read'),
   method: 'get',
   path: '/api/v1/templates',
   summary: 'Named templates (per-service defaults)',
@@ -37,30 +40,33 @@ const list = createRoute({
       description: 'Templates',
       content: { 'application/json': { schema: z.object({ templates: z.array(TemplateSchema) }) } },
     },
-    ...errorResponses('UNAUTHORIZED'),
+    ...errorResponses('UNAUTHORIZED', 'FORBIDDEN'),
   },
 });
 const create = createRoute({
+  ...scoped('admin'),
   method: 'post',
   path: '/api/v1/templates',
   summary: 'Create a template',
   request: { body: { required: true, content: { 'application/json': { schema: Body } } } },
   responses: {
     201: { description: 'Created', content: One },
-    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'CONFLICT'),
+    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'FORBIDDEN', 'CONFLICT', 'RATE_LIMITED'),
   },
 });
 const get = createRoute({
+  ...scoped('read'),
   method: 'get',
   path: '/api/v1/templates/{name}',
   summary: 'A template',
   request: { params: NameParam },
   responses: {
     200: { description: 'The template', content: One },
-    ...errorResponses('UNAUTHORIZED', 'NOT_FOUND'),
+    ...errorResponses('UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND'),
   },
 });
 const update = createRoute({
+  ...scoped('admin'),
   method: 'put',
   path: '/api/v1/templates/{name}',
   summary: 'Replace a template',
@@ -68,26 +74,35 @@ const update = createRoute({
     params: NameParam,
     body: {
       required: true,
-      content: { 'application/json': { schema: z.object({ spec: z.record(z.string(), z.unknown()) }) } },
+      content: {
+        'application/json': { schema: z.strictObject({ spec: z.record(z.string(), z.unknown()) }) },
+      },
     },
   },
   responses: {
     200: { description: 'Replaced', content: One },
-    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'NOT_FOUND', 'CONFLICT'),
+    ...errorResponses('BAD_REQUEST', 'UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'RATE_LIMITED'),
   },
 });
 const remove = createRoute({
+  ...scoped('admin'),
   method: 'delete',
   path: '/api/v1/templates/{name}',
   summary: 'Delete a template',
   request: { params: NameParam },
-  responses: { 204: { description: 'Deleted' }, ...errorResponses('UNAUTHORIZED', 'NOT_FOUND', 'CONFLICT') },
+  responses: {
+    204: { description: 'Deleted' },
+    ...errorResponses('UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT'),
+  },
 });
 
 export function registerTemplates(app: App, ctx: DomainContext): void {
   app.openapi(list, async (c) => c.json({ templates: await ctx.templates.list() }, 200));
   app.openapi(create, async (c) => {
     const { name, spec } = c.req.valid('json');
+    const issues = templateIssues(spec);
+    if (issues[0])
+      throw new RolloutError('BAD_REQUEST', `${issues[0].path}: ${issues[0].message}`, { issues });
     return c.json({ template: await ctx.templates.put(name, spec, 'create', ctx.now()) }, 201);
   });
   app.openapi(get, async (c) => {
@@ -98,10 +113,11 @@ export function registerTemplates(app: App, ctx: DomainContext): void {
   });
   app.openapi(update, async (c) => {
     const { name } = c.req.valid('param');
-    return c.json(
-      { template: await ctx.templates.put(name, c.req.valid('json').spec, 'update', ctx.now()) },
-      200,
-    );
+    const { spec } = c.req.valid('json');
+    const issues = templateIssues(spec);
+    if (issues[0])
+      throw new RolloutError('BAD_REQUEST', `${issues[0].path}: ${issues[0].message}`, { issues });
+    return c.json({ template: await ctx.templates.put(name, spec, 'update', ctx.now()) }, 200);
   });
   app.openapi(remove, async (c) => {
     await ctx.templates.delete(c.req.valid('param').name);

@@ -1,0 +1,23 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { SCOPES, TokenTable } from './tokens.ts';
+
+const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+
+describe('TokenTable', () => {
+  const table = new TokenTable({
+    plain: ['plain-a', 'plain-b'],
+    scoped: [
+      { name: 'ci', sha256: sha('ci-token'), scopes: ['trigger', 'read', 'read'], namespaces: ['shop'] },
+    ],
+  });
+  it('finds the principal of a token by its hash', () => {
+    expect(table.find('plain-b')).toEqual({ name: 'token-2', scopes: SCOPES });
+    expect(table.find('ci-token')).toEqual({ name: 'ci', scopes: ['trigger', 'read'], namespaces: ['shop'] });
+  });
+  it('knows no other token, of any length', () => {
+    for (const t of ['', 'plain', 'plain-a ', 'ci-token'.repeat(100), sha('ci-token')])
+      expect(table.find(t)).toBeUndefined();
+    expect(new TokenTable().size).toBe(0);
+  });
+});
