@@ -188,17 +188,21 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
       .toBeGreaterThan(2);
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-rollout.png'), fullPage: true });
 
-    // Abort: a confirmation first; cancelling it sends nothing.
+    // Abort by keyboard: a confirmation first; Escape cancels it, sends nothing, and gives the focus back.
     const abort = page.getByRole('button', { name: 'Abort' });
-    await abort.click();
+    await abort.focus();
+    await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog');
     expect(await dialog.isVisible()).toBe(true);
+    expect(await dialog.getByRole('heading').textContent()).toBe('Abort shop/reviews?');
     await page.keyboard.press('Escape');
     expect(await dialog.isVisible()).toBe(false);
+    expect(await page.evaluate('document.activeElement.dataset.action')).toBe('abort');
     expect((await h.domain.ctx.store.get(id))?.commands).toEqual([]);
-    await abort.click();
+    await page.keyboard.press('Enter');
+    // Enter in the reason field confirms.
     await dialog.getByLabel('Reason (kept in the history)').fill('dashboard test');
-    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    await page.keyboard.press('Enter');
     await expect
       .poll(() => page.locator('[data-field="Phase"]').textContent(), { timeout: 20_000 })
       .toBe('aborted');
@@ -267,6 +271,32 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
       .toEqual(['Promote', 'Pause', 'Abort']);
     expect(problems).toEqual([]);
     await page.close();
+  });
+
+  it('with no token configured there is no sign-in: the local caller may do everything', async () => {
+    const local = serve({
+      fetch: newApp({
+        logger: h.domain.ctx.logger,
+        recorder: h.domain.ctx.recorder,
+        readiness: [],
+        domain: h.domain.ctx,
+      }).fetch,
+      port: 0,
+      hostname: '127.0.0.1',
+    });
+    await new Promise((r) => local.once('listening', r));
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`http://127.0.0.1:${(local.address() as AddressInfo).port}/ui`);
+      await expect
+        .poll(() => page.locator('#who').textContent())
+        .toBe('local (read, trigger, operate, admin)');
+      expect(await page.getByLabel('API token').count()).toBe(0);
+      await expect.poll(() => page.locator('table.rollouts tbody tr').count()).toBeGreaterThan(0);
+      await page.close();
+    } finally {
+      await new Promise((r) => local.close(r));
+    }
   });
 
   it('serves its assets itself, with content types, caching and a strict Content-Security-Policy', async () => {

@@ -35,25 +35,30 @@ function confirm({ title, text, danger }) {
   ok.className = danger ? 'danger' : 'primary';
   reason.value = '';
   const opener = document.activeElement;
+  const cancel = document.getElementById('confirm-cancel');
   return new Promise((resolve) => {
     const form = dialog.querySelector('form');
     const done = (value) => {
       form.removeEventListener('submit', onSubmit);
       dialog.removeEventListener('cancel', onCancel);
+      cancel.removeEventListener('click', onCancel);
       if (dialog.open) dialog.close();
       opener?.focus?.();
       resolve(value);
     };
+    // Confirm is the form's only submit button, so Enter in the reason field confirms too.
     const onSubmit = (e) => {
       e.preventDefault();
-      done(e.submitter?.value === 'ok' ? { reason: reason.value.trim() } : undefined);
+      done({ reason: reason.value.trim() });
     };
+    // Escape or Cancel.
     const onCancel = (e) => {
       e.preventDefault();
       done(undefined);
     };
     form.addEventListener('submit', onSubmit);
     dialog.addEventListener('cancel', onCancel);
+    cancel.addEventListener('click', onCancel);
     dialog.showModal();
     ok.focus();
   });
