@@ -76,6 +76,20 @@ export const ConfigSchema = z.object({
   rateLimit: intIn(1, 1_000_000).default(120),
   /** How long an API request may take before it is answered 504. Default 15s. */
   requestTimeout: Duration.default(15_000),
+  /** Secret of POST /api/v1/hooks/ci (HMAC-SHA256 signatures); unset means the CI webhook is off. */
+  ciWebhookSecret: z.string().min(16, 'at least 16 characters').optional(),
+  /** Slack app's signing secret for /api/v1/chatops/slack*; unset means the Slack doors are off. */
+  slackSigningSecret: z.string().min(8, 'at least 8 characters').optional(),
+  /** Comma-separated Slack user ids (U…) allowed to act (promote, approve, abort, pause, resume). Default none. */
+  slackOperators: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean),
+    ),
 });
 
 export const SCOPES = ['read', 'trigger', 'operate', 'admin'] as const;
@@ -130,7 +144,12 @@ export const ENV: Record<keyof z.infer<typeof ConfigSchema>, string> = {
   retention: 'VANE_RETENTION',
   rateLimit: 'VANE_RATE_LIMIT',
   requestTimeout: 'VANE_REQUEST_TIMEOUT',
+  ciWebhookSecret: 'VANE_CI_WEBHOOK_SECRET',
+  slackSigningSecret: 'VANE_SLACK_SIGNING_SECRET',
+  slackOperators: 'VANE_SLACK_OPERATORS',
 };
+
+const SECRET_SETTINGS = new Set<string>(['ciWebhookSecret', 'slackSigningSecret']);
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -199,9 +218,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const key = String(issue.path[0]) as keyof typeof ENV;
     const fromEnv = env[ENV[key]] !== undefined && env[ENV[key]] !== '';
     const where = fromEnv ? ENV[key] : `${key} in ${file}`;
-    throw new ConfigError(
-      `invalid setting ${where}=${JSON.stringify(input[key])}: expected ${describeIssue(issue)}`,
-    );
+    // A secret's value never reaches an error message (and so the logs).
+    const shown = SECRET_SETTINGS.has(key) ? '(hidden)' : JSON.stringify(input[key]);
+    throw new ConfigError(`invalid setting ${where}=${shown}: expected ${describeIssue(issue)}`);
   }
   return { ...parsed.data, ...structured.data, scopedTokens };
 }

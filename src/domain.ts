@@ -151,7 +151,11 @@ export function buildDomain(opts: DomainOptions): Domain {
     logger,
     now: () => Date.now(),
     onEvents: notifyOnEvents(notify, logger),
-    gates: createGateKeeper({ store: gates }),
+    gates: createGateKeeper({
+      store: gates,
+      onError: (e) =>
+        logger.warn({ err: e.message }, 'a gate webhook answer could not be stored; asking again'),
+    }),
     approvals: gates,
     validateSpec: (spec: RolloutSpec) => {
       const issues: { path: string; message: string }[] = [];

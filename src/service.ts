@@ -1,6 +1,7 @@
 import { type ServerType, serve } from '@hono/node-server';
 import { newApp } from './api/app.ts';
 import { apiBinding } from './api/auth/binding.ts';
+import { doorsFromConfig } from './api/hooks/index.ts';
 import { templateIssues } from './api/templates/check.ts';
 import { type Config, ConfigError } from './config.ts';
 import { buildDomain, type Domain } from './domain.ts';
@@ -52,6 +53,8 @@ export async function startService(
   });
 
   let server: ServerType | undefined;
+  // Ends open event streams at shutdown; otherwise they would hold server.close() to the timeout.
+  const streams = new AbortController();
   let port: number | undefined;
   // Workers serve /healthz, /readyz and /metrics too, for probes and for queue metrics.
   {
@@ -64,7 +67,9 @@ export async function startService(
       rateLimit: { redis: client, prefix: config.keyPrefix, perMinute: config.rateLimit },
       requestTimeoutMs: config.requestTimeout,
       readiness: [{ name: 'redis', check: () => pingRedis(client) }],
-      ...(role === 'worker' ? {} : { domain: domain.ctx }),
+      ...(role === 'worker'
+        ? {}
+        : { domain: domain.ctx, doors: doorsFromConfig(config), eventStreams: { signal: streams.signal } }),
     });
     server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: config.port, hostname: binding.host }, (info) => {
@@ -110,6 +115,7 @@ export async function startService(
     shutdown(reason) {
       stopping ??= (async () => {
         log.info({ reason }, 'shutting down');
+        streams.abort();
         const closeServer = server
           ? new Promise<void>((resolve) => {
               server!.close(() => resolve());

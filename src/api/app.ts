@@ -3,17 +3,19 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RolloutError } from '../rollouts/errors.ts';
-import { COMMAND_PHASES } from '../rollouts/verbs.ts';
+import { COMMAND_PHASES } from '../rollouts/phases.ts';
 import { describeIssues } from '../zod-issues.ts';
 import { registerAnalyze } from './analyze.ts';
 import { authenticate } from './auth/authenticate.ts';
 import { principalOf, requireScope } from './auth/require-scope.ts';
 import { TokenTable } from './auth/tokens.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
+import { registerDocs } from './docs.ts';
 import { ApiError, type ErrorCode, envelope, isRedisUnavailable } from './errors.ts';
 import { registerHealthz } from './health/healthz.ts';
 import { registerMetrics } from './health/metrics.ts';
 import { registerReadyz } from './health/readyz.ts';
+import { isSignedDoor, registerSignedDoors } from './hooks/index.ts';
 import { bodySize, jsonDepth, requestTimeout } from './middleware/limits.ts';
 import { rateLimit } from './middleware/rate-limit.ts';
 import { requestId } from './middleware/request-id.ts';
@@ -33,7 +35,13 @@ export type App = OpenAPIHono<AppEnv>;
 const REDIS_RETRY_AFTER = '5';
 
 /** Scopes of routes whose files declare none themselves (added to the OpenAPI document here). */
-const EXTRA_SCOPES: Record<string, string> = { 'get /api/v1/rollouts/{id}/events': 'read' };
+const EXTRA_SCOPES: Record<string, string> = {
+  'get /api/v1/rollouts/{id}/events': 'read',
+  'get /api/v1/events': 'read',
+};
+
+/** Stands for "every namespace": a token limited to namespaces is refused it. */
+const ALL_NAMESPACES = '*';
 
 function answer(c: Context<AppEnv>, code: ErrorCode, message: string, details?: unknown) {
   const { status } = new ApiError(code, message);
@@ -125,13 +133,21 @@ export function newApp(deps: ApiDeps): App {
       const { redis, prefix, perMinute } = deps.rateLimit;
       app.use('/api/*', rateLimit({ redis, prefix, limit: perMinute }));
     }
-    app.use('/api/*', jsonDepth());
-    // The events route's file declares no scope of its own.
+    // The signed doors read their raw bytes to verify them before anything parses the body.
+    const depth = jsonDepth();
+    app.use('/api/*', (c, next) => (isSignedDoor(c.req.path) ? next() : depth(c, next)));
+    // The events routes' file declares no scope of its own. The all-rollouts stream is for tokens
+    // that see every namespace, or for one of theirs named by ?namespace=.
     app.use('/api/v1/rollouts/:id/events', requireScope('read', rolloutNamespace(ctx)));
+    app.use(
+      '/api/v1/events',
+      requireScope('read', (c) => c.req.query('namespace') ?? ALL_NAMESPACES),
+    );
+    registerSignedDoors(app, ctx, deps.doors ?? {});
     registerCreateRollout(app, ctx);
     registerListRollouts(app, ctx);
     registerGetRollout(app, ctx);
-    registerRolloutEvents(app, ctx);
+    registerRolloutEvents(app, ctx, deps.eventStreams);
     registerRolloutCommands(app, ctx);
     registerTemplates(app, ctx);
     registerAnalyze(app, ctx);
@@ -139,6 +155,7 @@ export function newApp(deps: ApiDeps): App {
     registerUi(app, { commandPhases: COMMAND_PHASES });
   }
 
+  registerDocs(app);
   app.get('/openapi.json', (c) => {
     const doc = app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'vane', version: '1' } });
     for (const [key, scope] of Object.entries(EXTRA_SCOPES)) {

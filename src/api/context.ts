@@ -4,6 +4,7 @@ import type { Recorder } from '../observability/recorder.ts';
 import type { Redis } from '../redis.ts';
 import type { DomainContext } from '../rollouts/context.ts';
 import type { Principal } from './auth/tokens.ts';
+import type { EventStreamOptions } from './rollouts/events.ts';
 
 /** A dependency /readyz checks; `check` rejects with the reason when it is not usable. */
 export interface ReadinessCheck {
@@ -28,6 +29,22 @@ export interface ApiDeps {
   requestTimeoutMs?: number;
   /** The domain; without it only the health routes are served (a worker-only process). */
   domain?: DomainContext;
+  /** The doors signed by their callers (CI webhook, Slack); each is off while its secret is unset. */
+  doors?: DoorsOptions;
+  /** SSE streams: how many at once, heartbeat period. */
+  eventStreams?: EventStreamOptions;
+}
+
+/** Secrets and operators of the signed doors, from the settings (VANE_CI_WEBHOOK_SECRET, VANE_SLACK_*). */
+export interface DoorsOptions {
+  ciWebhookSecret?: string | undefined;
+  slackSigningSecret?: string | undefined;
+  /** Slack user ids allowed to act. Default none. */
+  slackOperators?: string[];
+  /** Clock (ms) of the signature time windows. Default Date.now. */
+  now?: () => number;
+  /** The only origin Slack follow-ups (response_url) go to. Default https://hooks.slack.com. */
+  slackResponseOrigin?: string;
 }
 
 export interface AppEnv {

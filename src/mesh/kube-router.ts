@@ -5,6 +5,8 @@ import { ANNOTATIONS } from './annotations.ts';
 import type {
   DestinationRuleObject,
   DestinationRuleSpec,
+  HttpRoute,
+  Subset,
   VirtualServiceObject,
   VirtualServiceSpec,
 } from './istio.ts';
@@ -13,6 +15,7 @@ import { backoff, type CallPolicy, callKube, sleep, statusOf, withContext } from
 import {
   ensureSubset,
   promoteVirtualService,
+  type RouteScope,
   type RouteWeights,
   readRouteWeights,
   relabelSubset,
@@ -109,6 +112,117 @@ function parseWeights(s: string | undefined): Weights | undefined {
   }
 }
 
+type WrittenSubsets = Record<string, Subset | null>;
+
+function parseWritten(s: string | undefined): WrittenSubsets | undefined {
+  if (!s) return undefined;
+  try {
+    const w = JSON.parse(s) as unknown;
+    return w && typeof w === 'object' && !Array.isArray(w) ? (w as WrittenSubsets) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseSpec<S>(o: IstioObject, s: string | undefined): S | undefined {
+  if (!s) return undefined;
+  try {
+    return JSON.parse(s) as S;
+  } catch {
+    throw new MeshError(
+      'Invalid',
+      `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name}: annotation ${ANNOTATIONS.originalSpec} is not JSON; restore the spec by hand`,
+      false,
+    );
+  }
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Three-way merge that takes vane's change back: where `now` is still what vane wrote, the snapshot's
+ * value (`was`); where vane wrote what was there already, `now`; for objects, key by key (the
+ * snapshot's keys first, so an untouched object keeps its text); otherwise (both changed) `now`.
+ */
+export function revert3(was: unknown, wrote: unknown, now: unknown): unknown {
+  if (isDeepStrictEqual(now, wrote)) return was;
+  if (isDeepStrictEqual(was, wrote)) return now;
+  if (!isPlainObject(was) || !isPlainObject(wrote) || !isPlainObject(now)) return now;
+  const out: Record<string, unknown> = {};
+  for (const k of new Set([...Object.keys(was), ...Object.keys(now)])) {
+    const v = revert3(was[k], wrote[k], now[k]);
+    if (v !== undefined) out[k] = v;
+  }
+  return isDeepStrictEqual(out, was) ? was : out;
+}
+
+/**
+ * Three-way revert of the subsets vane wrote: what is still as vane wrote it goes back to the
+ * snapshot (a subset vane created goes), field by field, so a relabelled stable subset selects the
+ * old pods again even when someone changed its trafficPolicy meanwhile; what someone else changed
+ * since stays as they left it. Subsets vane never wrote, and every other field, are not touched.
+ */
+export function revertSubsets(
+  current: DestinationRuleSpec,
+  original: DestinationRuleSpec,
+  written: WrittenSubsets,
+): DestinationRuleSpec {
+  const subsets = [...(current.subsets ?? [])];
+  const before = original.subsets ?? [];
+  for (const [name, wrote] of Object.entries(written)) {
+    const i = subsets.findIndex((s) => s.name === name);
+    const j = before.findIndex((s) => s.name === name);
+    const now = i >= 0 ? subsets[i]! : null;
+    const was = j >= 0 ? before[j]! : null;
+    const next = revert3(was, wrote, now) as Subset | null;
+    if (next === now) continue;
+    if (next && i >= 0) subsets[i] = next;
+    else if (next) subsets.splice(Math.min(j, subsets.length), 0, next);
+    else subsets.splice(i, 1);
+  }
+  if (isDeepStrictEqual(subsets, current.subsets ?? [])) return current;
+  const { subsets: _, ...rest } = current;
+  return subsets.length || original.subsets ? { ...current, subsets } : rest;
+}
+
+/**
+ * The rolled-back VirtualService, with the snapshot's own text wherever rolling back the snapshot
+ * gives the same thing (e.g. a sole destination without a weight stays so): the whole spec when
+ * nobody else changed it, else route by route, so a route or field someone else changed keeps
+ * their change (rolled back to stable all the same).
+ */
+export function preferOriginal(
+  rolledBack: VirtualServiceSpec,
+  original: VirtualServiceSpec,
+  scope: RouteScope,
+): VirtualServiceSpec {
+  let normal: VirtualServiceSpec;
+  try {
+    normal = rollbackVirtualService(original, scope);
+  } catch {
+    return rolledBack;
+  }
+  // Istio gives a sole destination everything, written out or not.
+  const same = (a: HttpRoute | undefined, b: HttpRoute | undefined) => {
+    const sole = (r: HttpRoute | undefined) =>
+      r?.route?.length === 1 && (r.route[0]!.weight ?? 100) === 100
+        ? { ...r, route: [{ ...r.route[0]!, weight: 100 }] }
+        : r;
+    return isDeepStrictEqual(sole(a), sole(b));
+  };
+  const http = rolledBack.http ?? [];
+  const before = original.http ?? [];
+  const normalHttp = normal.http ?? [];
+  if (http.length !== normalHttp.length) return rolledBack;
+  const routes = http.map((route, i) => (same(route, normalHttp[i]) ? before[i]! : route));
+  const { http: _a, ...restRolledBack } = rolledBack;
+  const { http: _b, ...restNormal } = normal;
+  if (isDeepStrictEqual(restRolledBack, restNormal) && routes.every((r, i) => r === before[i]))
+    return original;
+  return isDeepStrictEqual(routes, http) ? rolledBack : { ...rolledBack, http: routes };
+}
+
 /** Creates the TrafficRouter of one cluster over @kubernetes/client-node. */
 export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRouter {
   const kc = withContext(opts.kubeConfig, opts.context, () => new KubeConfig());
@@ -181,6 +295,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
     ns: string,
     name: string,
     change: (o: T) => T,
+    fence?: () => Promise<void>,
   ): Promise<WriteResult> {
     const what = objectName(kind, ns, name);
     for (let attempt = 0; ; attempt++) {
@@ -190,6 +305,8 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
         return { changed: false, resourceVersion: current.metadata?.resourceVersion };
       }
       const v = await apiVersion();
+      // The last moment before the write: a caller that lost its right to write stops here.
+      await fence?.();
       try {
         const written = (await callKube(
           opts,
@@ -218,9 +335,30 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
   }
 
   const vsUpdate = (t: MeshTarget, change: (o: VirtualServiceObject) => VirtualServiceObject) =>
-    update<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService, change);
+    update<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService, change, t.fence);
   const drUpdate = (t: MeshTarget, change: (o: DestinationRuleObject) => DestinationRuleObject) =>
-    update<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule, change);
+    update<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule, change, t.fence);
+
+  /**
+   * The DestinationRule with these subsets recorded as vane wrote them (null: removed), beside the
+   * ones recorded before; rollback reverts a subset only while it is still as vane wrote it.
+   */
+  function recordSubsets(o: DestinationRuleObject, names: string[]): DestinationRuleObject {
+    const a = annotationsOf(o);
+    const written = parseWritten(a[ANNOTATIONS.writtenSubsets]) ?? {};
+    for (const n of names) written[n] = o.spec?.subsets?.find((s) => s.name === n) ?? null;
+    return withAnnotations(o, { [ANNOTATIONS.writtenSubsets]: JSON.stringify(written) });
+  }
+
+  /** A DR change of `names` subsets, recorded; the object itself when the spec does not change. */
+  function drChange(
+    o: DestinationRuleObject,
+    spec: DestinationRuleSpec,
+    names: string[],
+  ): DestinationRuleObject {
+    const next = withSpec(o, spec);
+    return next === o || isDeepStrictEqual(next.spec, o.spec) ? o : recordSubsets(next, names);
+  }
 
   /** The host the managed routes send to: the target's, or else the DestinationRule's (one more read). */
   async function scopeOf(t: MeshTarget) {
@@ -306,7 +444,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
         // A subset vane created stays "created by vane" across retries, so rollback removes it.
         created = e.created || annotationsOf(o)[ANNOTATIONS.createdSubset] === t.canarySubset;
         return withAnnotations(
-          withSpec(o, e.spec),
+          drChange(o, e.spec, [t.canarySubset]),
           e.created ? { [ANNOTATIONS.createdSubset]: t.canarySubset } : {},
         );
       });
@@ -354,7 +492,9 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
       // The DestinationRule first: the stable subset must select the new pods before it gets all traffic.
       if (mode === 'relabel') {
         const ref = { namespace: t.namespace, name: t.destinationRule };
-        await drUpdate(t, (o) => withSpec(o, relabelSubset(drSpec(o), ref, t.stableSubset, t.canaryLabels)));
+        await drUpdate(t, (o) =>
+          drChange(o, relabelSubset(drSpec(o), ref, t.stableSubset, t.canaryLabels), [t.stableSubset]),
+        );
       }
       await vsUpdate(t, (o) => {
         const experimentRoute = annotationsOf(o)[ANNOTATIONS.experimentRoute];
@@ -373,7 +513,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
       if (mode === 'relabel') {
         await drUpdate(t, (o) =>
           annotationsOf(o)[ANNOTATIONS.createdSubset] === t.canarySubset
-            ? withAnnotations(withSpec(o, removeSubset(drSpec(o), t.canarySubset)), {
+            ? withAnnotations(drChange(o, removeSubset(drSpec(o), t.canarySubset), [t.canarySubset]), {
                 [ANNOTATIONS.createdSubset]: undefined,
               })
             : o,
@@ -381,24 +521,37 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
       }
     },
 
-    async rollback(t, { removeCanarySubset }) {
+    async rollback(t, { removeCanarySubset, rolloutId }) {
       const scope = await scopeOf(t);
-      // The VirtualService first, so no request goes to a subset that is about to disappear.
+      const none = Object.fromEntries(VANE_ANNOTATIONS.map((k) => [k, undefined]));
+      const notOurs = (o: IstioObject) =>
+        rolloutId !== undefined && annotationsOf(o)[ANNOTATIONS.rollout] !== rolloutId;
+      // The VirtualService first, so no request goes to a subset that is about to change or go.
+      // One that was deleted sends nothing anywhere: the DestinationRule is still put back.
       await vsUpdate(t, (o) => {
-        const experimentRoute = annotationsOf(o)[ANNOTATIONS.experimentRoute];
-        const spec = rollbackVirtualService(vsSpec(o), scope, experimentRoute ? { experimentRoute } : {});
-        return withAnnotations(withSpec(o, spec), {
-          [ANNOTATIONS.experimentRoute]: undefined,
-          [WEIGHTS_ANNOTATION]: undefined,
-        });
+        if (notOurs(o)) return o;
+        const a = annotationsOf(o);
+        const experimentRoute = a[ANNOTATIONS.experimentRoute];
+        let spec = rollbackVirtualService(vsSpec(o), scope, experimentRoute ? { experimentRoute } : {});
+        const original = parseSpec<VirtualServiceSpec>(o, a[ANNOTATIONS.originalSpec]);
+        if (original) spec = preferOriginal(spec, original, scope);
+        return withAnnotations(withSpec(o, spec), none);
+      }).catch((e: unknown) => {
+        if (!(e instanceof MeshError && e.code === 'NotFound')) throw e;
       });
-      if (removeCanarySubset) {
-        await drUpdate(t, (o) =>
-          withAnnotations(withSpec(o, removeSubset(drSpec(o), t.canarySubset)), {
-            [ANNOTATIONS.createdSubset]: undefined,
-          }),
-        );
-      }
+      // Then the DestinationRule: each subset vane wrote goes back to the snapshot; vane's annotations
+      // go in the same write, so the saved original is never dropped before it was put back.
+      await drUpdate(t, (o) => {
+        if (notOurs(o)) return o;
+        const a = annotationsOf(o);
+        const written = parseWritten(a[ANNOTATIONS.writtenSubsets]);
+        const original = parseSpec<DestinationRuleSpec>(o, a[ANNOTATIONS.originalSpec]);
+        let spec = drSpec(o);
+        if (written && original) spec = revertSubsets(spec, original, written);
+        else if (removeCanarySubset || a[ANNOTATIONS.createdSubset] === t.canarySubset)
+          spec = removeSubset(spec, t.canarySubset);
+        return withAnnotations(withSpec(o, spec), none);
+      });
     },
 
     async release(t) {

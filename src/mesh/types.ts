@@ -19,6 +19,11 @@ export interface MeshTarget {
   canaryLabels: Record<string, string>;
   /** Kubeconfig context of the cluster; default: the current one. */
   cluster?: string;
+  /**
+   * Called right before every write of the VirtualService or DestinationRule; throws to stop the
+   * write (the engine's tick checks it still holds its lease, so a stale tick writes nothing).
+   */
+  fence?: () => Promise<void>;
 }
 
 /** Managed weights as the VirtualService says now (normalized to integers summing to the stable+canary share). */
@@ -71,8 +76,14 @@ export interface TrafficRouter {
   setMirror(target: MeshTarget, mirror: MirrorSetting | null): Promise<WriteResult>;
   /** Promotion: DestinationRule change first, then the VirtualService (DESIGN.md "promoting"). */
   promote(target: MeshTarget, mode: PromotionMode): Promise<void>;
-  /** 100% to stable, canary destination, A/B route and mirror removed, a subset vane created removed. */
-  rollback(target: MeshTarget, opts: { removeCanarySubset: boolean }): Promise<void>;
+  /**
+   * 100% to stable (canary destination, A/B route and mirror removed), then every subset vane wrote
+   * put back as the snapshot had it (a relabelled stable, a pre-existing canary) or removed (one vane
+   * created), unless someone else changed it since; vane's annotations go in the same writes.
+   * `removeCanarySubset` removes the canary subset when no record of vane's writes exists. With
+   * `rolloutId`, an object this rollout does not hold (never snapshotted, or held by another) is left alone.
+   */
+  rollback(target: MeshTarget, opts: { removeCanarySubset: boolean; rolloutId?: string }): Promise<void>;
   /** Removes vane's annotations (owner, snapshot) once the rollout ended. */
   release(target: MeshTarget): Promise<void>;
 }

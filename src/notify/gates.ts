@@ -99,6 +99,14 @@ export async function checkRollbackRequest(
   };
 }
 
+/** What the webhooks of one gate answered, stored for the next tick. */
+export interface WebhookAnswer {
+  /** Gate: every webhook answered 2xx. Rollback: one asked for a rollback. */
+  yes: boolean;
+  message: string;
+  at: number;
+}
+
 // ---- Approvals stored in vane ----
 
 /** The gates an approval can open. */
@@ -155,6 +163,15 @@ export class GateStore {
     return [this.prefix, 'r', 'approval', rolloutId, gate].join(':');
   }
 
+  /**
+   * The Redis key of an approval, for the engine to delete in the same atomic step that saves the
+   * gate's effect (so a lost compare-and-set does not lose the operator's approval).
+   */
+  approvalKey(rolloutId: string, gate: string): string {
+    this.check(rolloutId, gate);
+    return this.key(rolloutId, gate);
+  }
+
   private check(rolloutId: string, gate: string): void {
     if (!/^[A-Za-z0-9._-]{1,100}$/.test(rolloutId))
       throw new Error(`approval: invalid rollout id '${rolloutId}'`);
@@ -188,6 +205,53 @@ export class GateStore {
     this.check(rolloutId, gate);
     const raw = await this.redis.getdel(this.key(rolloutId, gate));
     return raw ? (JSON.parse(raw) as Approval) : undefined;
+  }
+
+  /** The waiting approval, left in place: the engine deletes it (approvalKey) with the state that uses it. */
+  async peekApproval(rolloutId: string, gate: string): Promise<Approval | undefined> {
+    this.check(rolloutId, gate);
+    const raw = await this.redis.get(this.key(rolloutId, gate));
+    return raw ? (JSON.parse(raw) as Approval) : undefined;
+  }
+
+  // ---- Webhook answers, asked off the tick and read by a later tick ----
+
+  private answerKey(rolloutId: string, gate: string, part: 'answer' | 'asking'): string {
+    if (!/^[A-Za-z0-9._-]{1,100}$/.test(rolloutId))
+      throw new Error(`gate: invalid rollout id '${rolloutId}'`);
+    if (!/^[a-z-]{1,40}(:\d{1,3})?$/.test(gate)) throw new Error(`gate: invalid gate key '${gate}'`);
+    return [this.prefix, 'r', 'gate', part, rolloutId, gate].join(':');
+  }
+
+  /** The stored answer of a webhook call for this gate (not removed; see answerKeyOf), or undefined. */
+  async peekAnswer(
+    rolloutId: string,
+    gate: string,
+  ): Promise<{ key: string; answer: WebhookAnswer } | undefined> {
+    const key = this.answerKey(rolloutId, gate, 'answer');
+    const raw = await this.redis.get(key);
+    return raw ? { key, answer: JSON.parse(raw) as WebhookAnswer } : undefined;
+  }
+
+  /** Takes the stored answer at once (GETDEL): for answers whose loss only means asking again. */
+  async takeAnswer(rolloutId: string, gate: string): Promise<WebhookAnswer | undefined> {
+    const raw = await this.redis.getdel(this.answerKey(rolloutId, gate, 'answer'));
+    return raw ? (JSON.parse(raw) as WebhookAnswer) : undefined;
+  }
+
+  /** Claims the call of this gate's webhooks for `ttlMs` (its timeout and a margin); false when one is running. */
+  async claimCall(rolloutId: string, gate: string, ttlMs: number): Promise<boolean> {
+    const key = this.answerKey(rolloutId, gate, 'asking');
+    return (await this.redis.set(key, '1', 'PX', Math.ceil(ttlMs), 'NX')) === 'OK';
+  }
+
+  /** Stores the answer of a finished call for `ttlMs` (an old answer is asked again, not trusted) and ends the claim. */
+  async storeAnswer(rolloutId: string, gate: string, answer: WebhookAnswer, ttlMs: number): Promise<void> {
+    await this.redis
+      .multi()
+      .set(this.answerKey(rolloutId, gate, 'answer'), JSON.stringify(answer), 'PX', Math.ceil(ttlMs))
+      .del(this.answerKey(rolloutId, gate, 'asking'))
+      .exec();
   }
 
   /** Whether an unused approval is waiting (for display; the engine consumes). */

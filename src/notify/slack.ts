@@ -170,9 +170,90 @@ export interface SlackText {
   type: 'mrkdwn' | 'plain_text';
   text: string;
 }
+/** A Block Kit button; `confirm` asks before a click acts. */
+export interface SlackButton {
+  type: 'button';
+  text: { type: 'plain_text'; text: string };
+  action_id: string;
+  value: string;
+  style?: 'primary' | 'danger';
+  confirm?: {
+    title: { type: 'plain_text'; text: string };
+    text: SlackText;
+    confirm: { type: 'plain_text'; text: string };
+    deny: { type: 'plain_text'; text: string };
+  };
+}
 export type SlackBlock =
   | { type: 'section'; text?: SlackText; fields?: SlackText[]; block_id?: string }
-  | { type: 'context'; elements: SlackText[]; block_id?: string };
+  | { type: 'context'; elements: SlackText[]; block_id?: string }
+  | { type: 'actions'; elements: SlackButton[]; block_id?: string };
+
+/** The action ids of the buttons on a gate notification; POST /api/v1/chatops/slack/interactive acts on them. */
+export const SLACK_ACTIONS = { approve: 'vane-approve', abort: 'vane-abort' } as const;
+
+/** A button's value: the rollout and the gate it was offered for, so a click acts on exactly that. */
+export function gateActionValue(rollout: string, gate: string): string {
+  return JSON.stringify({ rollout, gate });
+}
+
+/** The rollout and gate a button names, or undefined for a value vane did not write. */
+export function parseGateAction(value: string | undefined): { rollout: string; gate: string } | undefined {
+  if (!value || value.length > 2000) return undefined;
+  try {
+    const v = JSON.parse(value) as unknown;
+    if (typeof v !== 'object' || v === null) return undefined;
+    const { rollout, gate } = v as Record<string, unknown>;
+    if (typeof rollout !== 'string' || !/^ro-[a-f0-9]{1,40}$/.test(rollout)) return undefined;
+    if (typeof gate !== 'string' || gate.length === 0 || gate.length > 100) return undefined;
+    return { rollout, gate };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The gate an event says the rollout now waits at (approvable from Slack), if any. */
+function waitingGate(r: Rollout, e: RolloutEvent): string | undefined {
+  if (e.type !== 'gate') return undefined;
+  const m = /^waiting at (\S+?):/.exec(e.reason);
+  const key = m?.[1] ?? r.gate?.key;
+  // pre-rollout is a webhook's decision alone; it cannot be approved by hand.
+  return key && key !== 'pre-rollout' ? key : undefined;
+}
+
+/** Approve / Abort buttons for a rollout held at `gate`. */
+export function gateButtons(r: Rollout, gate: string): SlackBlock {
+  const value = gateActionValue(r.id, gate);
+  return {
+    type: 'actions',
+    block_id: `vane-gate-${r.id}`.slice(0, 255),
+    elements: [
+      {
+        type: 'button',
+        text: { type: 'plain_text', text: 'Approve' },
+        action_id: SLACK_ACTIONS.approve,
+        value,
+        style: 'primary',
+      },
+      {
+        type: 'button',
+        text: { type: 'plain_text', text: 'Abort' },
+        action_id: SLACK_ACTIONS.abort,
+        value,
+        style: 'danger',
+        confirm: {
+          title: { type: 'plain_text', text: 'Abort this rollout?' },
+          text: {
+            type: 'mrkdwn',
+            text: truncate(`Roll ${escapeSlack(rolloutTitle(r))} back to stable.`, 300),
+          },
+          confirm: { type: 'plain_text', text: 'Abort' },
+          deny: { type: 'plain_text', text: 'Cancel' },
+        },
+      },
+    ],
+  };
+}
 
 /** The body of a Slack incoming webhook: `text` is the fallback shown in notifications and required. */
 export interface SlackMessage {
@@ -218,6 +299,7 @@ export function slackMessage(r: Rollout, e: RolloutEvent, severity: Severity = s
     const link = md.pipelineUrl.replaceAll('|', '%7C').replaceAll('>', '%3E');
     context.push(`<${link}|pipeline>`);
   }
+  const gate = waitingGate(r, e);
   return {
     text: truncate(summary, 3000),
     blocks: [
@@ -227,6 +309,7 @@ export function slackMessage(r: Rollout, e: RolloutEvent, severity: Severity = s
       },
       { type: 'section', fields: fields.slice(0, 10) },
       { type: 'context', elements: [{ type: 'mrkdwn', text: truncate(context.join(' · '), 3000) }] },
+      ...(gate ? [gateButtons(r, gate)] : []),
     ],
   };
 }
@@ -257,6 +340,38 @@ export function validateSlackMessage(msg: unknown): string[] {
     const extra = Object.keys(o).filter((k) => !['type', 'text', 'emoji', 'verbatim'].includes(k));
     if (extra.length) problems.push(`${where}: unknown fields ${extra.join(', ')}`);
   };
+  const plain = (t: unknown, where: string, max: number): void => {
+    textObject(t, where, max);
+    if ((t as { type?: unknown } | null)?.type !== 'plain_text')
+      problems.push(`${where}.type: must be plain_text`);
+  };
+  const button = (b: unknown, where: string): void => {
+    if (typeof b !== 'object' || b === null) {
+      problems.push(`${where}: must be an object`);
+      return;
+    }
+    const o = b as Record<string, unknown>;
+    if (o.type !== 'button')
+      problems.push(`${where}.type: vane sends buttons only, not ${JSON.stringify(o.type)}`);
+    plain(o.text, `${where}.text`, 75);
+    if (typeof o.action_id !== 'string' || o.action_id.length === 0 || o.action_id.length > 255)
+      problems.push(`${where}.action_id: 1 to 255 characters`);
+    if (o.value !== undefined && (typeof o.value !== 'string' || o.value.length > 2000))
+      problems.push(`${where}.value: a string of at most 2000 characters`);
+    if (o.style !== undefined && o.style !== 'primary' && o.style !== 'danger')
+      problems.push(`${where}.style: primary or danger`);
+    if (o.confirm !== undefined) {
+      const cf = o.confirm as Record<string, unknown>;
+      plain(cf.title, `${where}.confirm.title`, 100);
+      textObject(cf.text, `${where}.confirm.text`, 300);
+      plain(cf.confirm, `${where}.confirm.confirm`, 30);
+      plain(cf.deny, `${where}.confirm.deny`, 30);
+    }
+    const extra = Object.keys(o).filter(
+      (k) => !['type', 'text', 'action_id', 'value', 'style', 'confirm'].includes(k),
+    );
+    if (extra.length) problems.push(`${where}: unknown fields ${extra.join(', ')}`);
+  };
   if (m.blocks === undefined) return problems;
   if (!Array.isArray(m.blocks)) return [...problems, 'blocks: must be an array'];
   if (m.blocks.length > 50) problems.push(`blocks: at most 50 (${m.blocks.length})`);
@@ -285,8 +400,14 @@ export function validateSlackMessage(msg: unknown): string[] {
       else
         for (const [k, el] of (o.elements as unknown[]).entries())
           textObject(el, `${where}.elements[${k}]`, 3000);
+    } else if (o.type === 'actions') {
+      if (!Array.isArray(o.elements) || o.elements.length === 0 || o.elements.length > 25)
+        problems.push(`${where}.elements: 1 to 25 elements`);
+      else for (const [k, el] of (o.elements as unknown[]).entries()) button(el, `${where}.elements[${k}]`);
     } else {
-      problems.push(`${where}.type: vane sends section or context blocks, not ${JSON.stringify(o.type)}`);
+      problems.push(
+        `${where}.type: vane sends section, context or actions blocks, not ${JSON.stringify(o.type)}`,
+      );
     }
   }
   return problems;

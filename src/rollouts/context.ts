@@ -47,15 +47,19 @@ export interface GateKeeper {
   keyOf(name: GateName, stageIndex: number): string;
   /** Whether the rollout has webhooks of this gate type. */
   applies(r: Rollout, name: GateName): boolean;
-  /** Opens on a waiting approval (used once) or when every webhook of the type answers 2xx. */
+  /**
+   * Opens on a waiting approval or on the stored answer of the gate's webhooks (every one 2xx).
+   * Never waits for a webhook: without a stored answer it starts one bounded call in the background
+   * and says `pending`. `consume`: Redis keys the engine deletes in the same step that saves the
+   * result (an approval or an answer is used once, and not lost when that save loses a conflict).
+   */
   check(
     r: Rollout,
     name: GateName,
     stageIndex: number,
-    signal?: AbortSignal,
-  ): Promise<{ open: boolean; message: string; by?: string }>;
-  /** The answer of a `rollback` webhook that asked for a rollback; undefined otherwise. */
-  rollbackRequested(r: Rollout, signal?: AbortSignal): Promise<string | undefined>;
+  ): Promise<{ open: boolean; message: string; by?: string; pending?: boolean; consume?: string[] }>;
+  /** The stored answer of a `rollback` webhook that asked for a rollback; undefined otherwise (a call may start in the background). */
+  rollbackRequested(r: Rollout): Promise<string | undefined>;
 }
 
 /** Whoever wants to hear about a rollout's events (notifications, webhooks of type event). */

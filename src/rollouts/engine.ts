@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { formatDuration } from '../duration.ts';
-import { MeshError, type MeshTarget, type Weights } from '../mesh/types.ts';
+import { MeshError, type MeshTarget, type TrafficRouter, type Weights } from '../mesh/types.ts';
 import type { AnalysisReport } from '../metrics/types.ts';
 import {
   analysisNeed,
@@ -12,14 +12,14 @@ import {
   type Timing,
 } from '../strategies/index.ts';
 import type { DomainContext, GateName } from './context.ts';
-import { VersionConflict } from './errors.ts';
+import { LeaseLost, VersionConflict } from './errors.ts';
 import type { Command, Rollout, RolloutEvent } from './model.ts';
-import { canTransition, isTerminal, type Phase } from './phases.ts';
+import { canTransition, commandRefusal, isTerminal, type Phase } from './phases.ts';
 
-/** What the scheduler does after a tick. */
-export type TickOutcome = { done: true } | { done: false; nextAt: number };
+/** What the scheduler does after a tick; `backoff`: the tick failed and nextAt is its backoff. */
+export type TickOutcome = { done: true } | { done: false; nextAt: number; backoff?: boolean };
 
-/** How long a worker holds a rollout's lease; a tick never takes longer (every outside call has a timeout). */
+/** How long a worker holds a rollout's lease; renewed while the tick runs, checked before every cluster write. */
 export const TICK_LEASE_MS = 6_000;
 const LEASE_MS = TICK_LEASE_MS;
 /** How often a paused rollout is looked at (commands wake it at once anyway). */
@@ -60,6 +60,8 @@ function weightsOf(traffic: StageTraffic): Weights {
 /** A rollout being changed within one tick: the next state and the events that explain it. */
 class Change {
   events: RolloutEvent[] = [];
+  /** Used-once keys (approvals, gate answers) deleted in the same atomic step that saves this change. */
+  consume: string[] = [];
   constructor(
     public r: Rollout,
     private readonly now: number,
@@ -93,10 +95,57 @@ class Change {
 }
 
 /**
+ * The lease a tick holds on its rollout: renewed every third of its time while the tick runs, and
+ * checked (and renewed) right before every cluster write. Once lost, every later write throws
+ * LeaseLost, so a stale tick never writes over the one that took the rollout over.
+ */
+class Lease {
+  private lost = false;
+  private readonly timer: NodeJS.Timeout;
+  constructor(
+    private readonly ctx: DomainContext,
+    private readonly id: string,
+    private readonly token: string,
+  ) {
+    this.timer = setInterval(() => void this.renew().catch(() => {}), LEASE_MS / 3);
+    this.timer.unref();
+  }
+
+  private async renew(): Promise<boolean> {
+    if (!this.lost && !(await this.ctx.store.renewLease(this.id, this.token, LEASE_MS))) this.lost = true;
+    return !this.lost;
+  }
+
+  readonly fence = async (): Promise<void> => {
+    if (!(await this.renew())) throw new LeaseLost(this.id);
+  };
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** The router with the tick's fence on every target, so each write checks the lease first. */
+function fencedRouter(r: TrafficRouter, fence: () => Promise<void>): TrafficRouter {
+  const f = (t: MeshTarget): MeshTarget => ({ ...t, fence });
+  return {
+    snapshot: (t, id) => r.snapshot(f(t), id),
+    ensureCanarySubset: (t) => r.ensureCanarySubset(f(t)),
+    readWeights: (t) => r.readWeights(f(t)),
+    setWeights: (t, w) => r.setWeights(f(t), w),
+    setExperiment: (t, e) => r.setExperiment(f(t), e),
+    setMirror: (t, m) => r.setMirror(f(t), m),
+    promote: (t, m) => r.promote(f(t), m),
+    rollback: (t, o) => r.rollback(f(t), o),
+    release: (t) => r.release(f(t)),
+  };
+}
+
+/**
  * One tick of one rollout: lease it, read the cluster, run the checks that are due, decide through
  * the strategy, write through the TrafficRouter, and store the new state with compare-and-set.
  * Safe to run again at any point: state is stored before the cluster is changed, and every cluster
- * write is idempotent.
+ * write is idempotent. Every write is fenced by the lease (see Lease).
  */
 export async function tick(ctx: DomainContext, id: string): Promise<TickOutcome> {
   const token = randomUUID();
@@ -105,9 +154,12 @@ export async function tick(ctx: DomainContext, id: string): Promise<TickOutcome>
     return { done: false, nextAt: ctx.now() + 250 };
   }
   const started = performance.now();
+  const lease = new Lease(ctx, id, token);
   try {
-    return await runTick(ctx, id);
+    const base = ctx.router;
+    return await runTick({ ...ctx, router: (cluster) => fencedRouter(base(cluster), lease.fence) }, id);
   } finally {
+    lease.stop();
     ctx.recorder.observeTick((performance.now() - started) / 1000);
     await ctx.store.releaseLease(id, token).catch(() => {});
   }
@@ -122,13 +174,69 @@ async function runTick(ctx: DomainContext, id: string): Promise<TickOutcome> {
     return await step(ctx, r);
   } catch (e) {
     if (e instanceof VersionConflict) return { done: false, nextAt: ctx.now() };
+    // Someone else holds the rollout now; it writes, this tick does not.
+    if (e instanceof LeaseLost) return { done: false, nextAt: ctx.now() + 250 };
     return handleError(ctx, r, e as Error);
   }
 }
 
+/** Saves a change; when it decided a rollback, the rollback is written in this same tick. */
+async function commit(ctx: DomainContext, prev: Rollout, c: Change): Promise<TickOutcome> {
+  const saved = await save(ctx, prev, c);
+  if (saved.phase === 'rolling-back') return rollBack(ctx, saved);
+  return { done: false, nextAt: ctx.now() };
+}
+
+/** All traffic back to stable and the objects restored, then the terminal phase saved. */
+async function rollBack(ctx: DomainContext, r: Rollout): Promise<TickOutcome> {
+  const router = ctx.router(r.spec.target.cluster);
+  await router.rollback(meshTarget(r), { removeCanarySubset: r.createdSubset, rolloutId: r.id });
+  ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
+  return saveEnd(ctx, r, 'rolling-back', (x) => {
+    const c = new Change({ ...x, weights: { stable: 100, canary: 0 }, applied: true }, ctx.now());
+    c.event({ type: 'weight', reason: 'rolled back to stable', weights: { stable: 100, canary: 0 } });
+    c.transition(x.outcome ?? 'failed', x.reason);
+    return c;
+  });
+}
+
+/**
+ * Saves the end of a rollout whose cluster writes are done (promoted, or rolled back and released).
+ * A command stored meanwhile makes the compare-and-set fail: the cluster already says how it ended,
+ * so the end is saved on the fresh state and those commands are dropped with an event each.
+ */
+async function saveEnd(
+  ctx: DomainContext,
+  r0: Rollout,
+  phase: Phase,
+  end: (r: Rollout) => Change,
+): Promise<TickOutcome> {
+  let r = r0;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const c = end({ ...r, commands: [] });
+    for (const cmd of r.commands) {
+      c.event({
+        type: 'command',
+        reason: `${cmd.type}${cmd.by ? ` by ${cmd.by}` : ''} dropped: the ${phase === 'promoting' ? 'promotion' : 'rollback'} was already written`,
+        ...(cmd.by ? { by: cmd.by } : {}),
+      });
+    }
+    try {
+      await save(ctx, r, c);
+      return { done: true };
+    } catch (e) {
+      if (!(e instanceof VersionConflict)) throw e;
+      const fresh = await ctx.store.get(r.id);
+      if (!fresh || fresh.phase !== phase) return { done: false, nextAt: ctx.now() };
+      r = fresh;
+    }
+  }
+  return { done: false, nextAt: ctx.now() };
+}
+
 async function save(ctx: DomainContext, prev: Rollout, change: Change): Promise<Rollout> {
   const next = { ...change.r, updatedAt: ctx.now() };
-  const stored = await ctx.store.update(prev, next, change.events);
+  const stored = await ctx.store.update(prev, next, change.events, change.consume);
   for (const e of change.events) {
     if (e.type === 'transition' && e.from && e.to) ctx.recorder.transition(e.from, e.to);
   }
@@ -147,23 +255,29 @@ function applyCommand(c: Change, cmd: Command, now: number): void {
   const r = c.r;
   const by = cmd.by ? ` by ${cmd.by}` : '';
   const why = cmd.reason ? `: ${cmd.reason}` : '';
-  c.event({ type: 'command', reason: `${cmd.type}${by}${why}`, ...(cmd.by ? { by: cmd.by } : {}) });
-  if (isTerminal(r.phase) || r.phase === 'rolling-back') return;
+  const who = cmd.by ? { by: cmd.by } : {};
+  // The same table the API checked; the phase may have moved on since, so a command that no longer
+  // applies is dropped with the reason, never retried.
+  const refusal = commandRefusal(r, cmd.type);
+  if (refusal) {
+    c.event({ type: 'command', reason: `${cmd.type}${by} dropped: ${refusal}`, ...who });
+    return;
+  }
+  c.event({ type: 'command', reason: `${cmd.type}${by}${why}`, ...who });
   switch (cmd.type) {
     case 'abort':
       c.transition('rolling-back', `aborted${by}${why}`, { outcome: 'aborted' });
       return;
     case 'pause':
-      if (r.phase === 'paused' || r.phase === 'promoting') return;
       c.transition('paused', `paused${by}${why}`, { pause: { from: r.phase, kind: 'manual' } });
       return;
     case 'resume': {
-      if (r.phase !== 'paused' || !r.pause) return;
-      const back = r.pause.from === 'paused' ? 'progressing' : r.pause.from;
+      const from = r.pause?.from ?? 'progressing';
+      const back = from === 'paused' ? 'progressing' : from;
       c.transition(back, `resumed${by}${why}`, {
         pause: undefined,
         // After drift, vane's own weights are asserted again.
-        applied: r.pause.kind === 'drift' ? false : r.applied,
+        applied: r.pause?.kind === 'drift' ? false : r.applied,
         progress: {
           ...r.progress,
           gatePassed: true,
@@ -214,9 +328,7 @@ function applyCommand(c: Change, cmd: Command, now: number): void {
       return;
     }
     case 'promote-full':
-      if (r.phase === 'progressing' || r.phase === 'paused' || r.phase === 'awaiting-promotion') {
-        c.transition('promoting', `full promotion${by}${why}`, { pause: undefined });
-      }
+      c.transition('promoting', `full promotion${by}${why}`, { pause: undefined });
       return;
     case 'retry':
       return;
@@ -261,27 +373,23 @@ async function step(ctx: DomainContext, r: Rollout): Promise<TickOutcome> {
     case 'promoting': {
       await router.promote(target, r.spec.strategy.promotion);
       await router.release(target);
-      const c = new Change({ ...r, weights: { stable: 0, canary: 100 }, applied: true, errorCount: 0 }, now);
-      c.event({
-        type: 'weight',
-        reason: `promoted (${r.spec.strategy.promotion})`,
-        weights: { stable: 0, canary: 100 },
+      ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
+      return saveEnd(ctx, r, 'promoting', (x) => {
+        const c = new Change(
+          { ...x, weights: { stable: 0, canary: 100 }, applied: true, errorCount: 0 },
+          now,
+        );
+        c.event({
+          type: 'weight',
+          reason: `promoted (${r.spec.strategy.promotion})`,
+          weights: { stable: 0, canary: 100 },
+        });
+        c.transition('succeeded', 'promoted');
+        return c;
       });
-      c.transition('succeeded', 'promoted');
-      ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
-      await save(ctx, r, c);
-      return { done: true };
     }
-    case 'rolling-back': {
-      await router.rollback(target, { removeCanarySubset: r.createdSubset });
-      await router.release(target);
-      const c = new Change({ ...r, weights: { stable: 100, canary: 0 }, applied: true }, now);
-      c.event({ type: 'weight', reason: 'rolled back to stable', weights: { stable: 100, canary: 0 } });
-      c.transition(r.outcome ?? 'failed', r.reason);
-      ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
-      await save(ctx, r, c);
-      return { done: true };
-    }
+    case 'rolling-back':
+      return rollBack(ctx, r);
     default:
       return { done: true };
   }
@@ -300,8 +408,7 @@ async function initialize(ctx: DomainContext, r: Rollout, now: number): Promise<
         `preflight failed: ${errors.map((e) => `${e.code} ${e.message}`).join('; ')}`,
         { outcome: 'failed' },
       );
-      await save(ctx, r, c);
-      return { done: false, nextAt: now };
+      return commit(ctx, r, c);
     }
   }
   await router.snapshot(target, r.id);
@@ -331,8 +438,7 @@ async function initialize(ctx: DomainContext, r: Rollout, now: number): Promise<
           `canary ${workload.kind} ${target.namespace}/${workload.name} not ready after ${Math.round(r.spec.analysis.deadlines.workloadReady / 1000)}s (${status.readyReplicas}/${status.desired} ready${status.message ? `: ${status.message}` : ''})`,
           { outcome: 'failed' },
         );
-        await save(ctx, cur, c);
-        return { done: false, nextAt: now };
+        return commit(ctx, cur, c);
       }
       return {
         done: false,
@@ -412,8 +518,7 @@ async function progress(ctx: DomainContext, r0: Rollout, now: number): Promise<T
     const asked = await ctx.gates.rollbackRequested(r);
     if (asked) {
       c.transition('rolling-back', `rollback requested: ${asked}`, { outcome: 'failed' });
-      await save(ctx, r, c);
-      return { done: false, nextAt: now };
+      return commit(ctx, r, c);
     }
     if (d.type === 'stage') {
       const names: GateName[] =
@@ -465,8 +570,7 @@ async function progress(ctx: DomainContext, r0: Rollout, now: number): Promise<T
       return { done: false, nextAt: now };
     case 'rollback':
       c.transition('rolling-back', explain(d.reason, report), { outcome: 'failed' }, report);
-      await save(ctx, r, c);
-      return { done: false, nextAt: now };
+      return commit(ctx, r, c);
   }
 }
 
@@ -492,30 +596,32 @@ async function holdAtGates(
     const key = gates.keyOf(name, stageIndex);
     if (opened.has(key)) continue;
     const g = await gates.check(r, name, stageIndex);
+    if (g.consume) c.consume.push(...g.consume);
     if (g.open) {
       opened.add(key);
       c.event({ type: 'gate', reason: `${key} open: ${g.message}`, ...(g.by ? { by: g.by } : {}) });
       continue;
     }
+    // While a webhook's answer is pending, the last answer stands (and is not an event again).
+    const message = g.pending && r.gate?.key === key ? r.gate.message : g.message;
     const since = r.gate?.key === key ? r.gate.since : now;
     const limit = r.spec.analysis.deadlines.gate;
     if (opts.deadline !== false && now - since >= limit) {
-      c.transition('rolling-back', `gate ${key} still closed after ${formatDuration(limit)}: ${g.message}`, {
+      c.transition('rolling-back', `gate ${key} still closed after ${formatDuration(limit)}: ${message}`, {
         outcome: 'failed',
         gate: undefined,
         openedGates: undefined,
       });
-      await save(ctx, r, c);
-      return { done: false, nextAt: now };
+      return commit(ctx, r, c);
     }
-    if (r.gate?.key !== key || r.gate.message !== g.message) {
-      c.event({ type: 'gate', reason: `waiting at ${key}: ${g.message}` });
+    if (!g.pending && (r.gate?.key !== key || r.gate.message !== message)) {
+      c.event({ type: 'gate', reason: `waiting at ${key}: ${message}` });
     }
     // Hold at the current step: its progress stays, its guard checks go on.
     c.r = {
       ...c.r,
       progress: { ...r.progress, lastGuardAt },
-      gate: { key, since, message: g.message },
+      gate: { key, since, message },
       openedGates: [...opened],
     };
     await save(ctx, r, c);
@@ -556,8 +662,7 @@ async function handleDrift(
       return { done: false, nextAt: now };
     case 'abort':
       c.transition('rolling-back', `drift: ${what}`, { outcome: 'failed' });
-      await save(ctx, r, c);
-      return { done: false, nextAt: now };
+      return commit(ctx, r, c);
     default:
       c.transition('paused', `drift: ${what}; resume to reassert vane's weights, or abort`, {
         pause: { from: r.phase, kind: 'drift' },
@@ -585,11 +690,21 @@ async function handleError(ctx: DomainContext, r: Rollout, e: Error): Promise<Ti
       c.transition('rolling-back', `error: ${e.message}`, { outcome: 'failed' });
     }
   }
+  let saved: Rollout | undefined;
   try {
-    await save(ctx, fresh, c);
+    saved = await save(ctx, fresh, c);
   } catch (err) {
     if (!(err instanceof VersionConflict)) throw err;
   }
   const backoff = Math.min(500 * 2 ** Math.min(fresh.errorCount, 6), 30_000);
-  return { done: false, nextAt: retryable ? now + backoff : now };
+  if (!retryable && saved?.phase === 'rolling-back') {
+    // The rollback this error decided is written in this tick too; if that fails, the next tick retries it.
+    try {
+      return await rollBack(ctx, saved);
+    } catch (err) {
+      ctx.logger.warn({ rollout: r.id, err: (err as Error).message }, 'rollback failed; retrying');
+      return { done: false, nextAt: now + 500, backoff: true };
+    }
+  }
+  return retryable ? { done: false, nextAt: now + backoff, backoff: true } : { done: false, nextAt: now };
 }

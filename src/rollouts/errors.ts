@@ -17,3 +17,11 @@ export class VersionConflict extends Error {
     this.name = 'VersionConflict';
   }
 }
+
+/** A tick lost its lease (it ran past it and another worker took the rollout): it must write nothing more. */
+export class LeaseLost extends Error {
+  constructor(readonly id: string) {
+    super(`the lease of rollout ${id} was lost; this tick stops without writing`);
+    this.name = 'LeaseLost';
+  }
+}

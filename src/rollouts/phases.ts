@@ -32,10 +32,10 @@ export function isTerminal(phase: Phase): boolean {
 
 /** Transitions the state machine allows; anything else is a bug. */
 const ALLOWED: Record<Phase, readonly Phase[]> = {
-  pending: ['initializing', 'rolling-back'],
+  pending: ['initializing', 'paused', 'rolling-back'],
   initializing: ['progressing', 'paused', 'rolling-back'],
   progressing: ['paused', 'awaiting-promotion', 'promoting', 'rolling-back'],
-  paused: ['progressing', 'awaiting-promotion', 'initializing', 'promoting', 'rolling-back'],
+  paused: ['pending', 'initializing', 'progressing', 'awaiting-promotion', 'promoting', 'rolling-back'],
   'awaiting-promotion': ['promoting', 'paused', 'rolling-back'],
   promoting: ['succeeded', 'rolling-back'],
   'rolling-back': ['failed', 'aborted'],
@@ -46,4 +46,38 @@ const ALLOWED: Record<Phase, readonly Phase[]> = {
 
 export function canTransition(from: Phase, to: Phase): boolean {
   return ALLOWED[from].includes(to);
+}
+
+/** An operator's command on a live rollout (`retry` starts a new rollout from an ended one). */
+export type LiveCommand = 'promote' | 'promote-full' | 'abort' | 'pause' | 'resume';
+
+/**
+ * The one table of which command applies in which phase. The API refuses a command outside it
+ * (409), and the engine drops one that no longer applies by the time a tick sees it, with an event.
+ */
+export const COMMAND_PHASES: Record<LiveCommand, readonly Phase[]> = {
+  abort: ['pending', 'initializing', 'progressing', 'paused', 'awaiting-promotion', 'promoting'],
+  pause: ['pending', 'initializing', 'progressing', 'awaiting-promotion'],
+  resume: ['paused'],
+  promote: ['progressing', 'paused', 'awaiting-promotion'],
+  'promote-full': ['progressing', 'paused', 'awaiting-promotion'],
+};
+
+/** Why `type` cannot apply to a rollout in this state; undefined when it can. Read by the API and the engine alike. */
+export function commandRefusal(
+  r: { phase: Phase; pause?: { from: Phase; kind: string } | undefined },
+  type: LiveCommand | 'retry',
+): string | undefined {
+  if (type === 'retry') return 'retry starts a new rollout from an ended one';
+  const phases = COMMAND_PHASES[type];
+  if (!phases.includes(r.phase)) return `it is ${r.phase}; ${type} applies when it is ${phases.join(', ')}`;
+  if (r.phase === 'paused') {
+    if (type === 'promote' && r.pause?.kind !== 'gate') {
+      return `it is paused (${r.pause?.kind ?? 'manual'}); resume it first, or use promote-full`;
+    }
+    if (type === 'promote-full' && (r.pause?.from === 'pending' || r.pause?.from === 'initializing')) {
+      return `it was paused while ${r.pause.from}, before its canary was ready; resume it first`;
+    }
+  }
+  return undefined;
 }

@@ -135,11 +135,15 @@ export const WEBHOOK_TYPES = [
   'event',
 ] as const;
 
+/** The longest a webhook call may take. */
+export const WEBHOOK_TIMEOUT_MAX_MS = 30_000;
+
 export const WebhookSchema = z.strictObject({
   name: z.string().min(1).optional(),
   type: z.enum(WEBHOOK_TYPES),
   url: OutboundUrl,
-  timeout: Duration.default(10_000),
+  /** At most 30s: a webhook is asked off the tick, but an answer older than that says little. */
+  timeout: Duration.refine((ms) => ms <= WEBHOOK_TIMEOUT_MAX_MS, 'at most 30s (default 10s)').default(10_000),
   retries: z.number().int().min(0).max(10).default(3),
   /** Name of an environment variable of vane's holding the HMAC secret (VANE_SECRET_*). */
   secretEnv: SecretEnv.optional(),

@@ -31,7 +31,8 @@ redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[6])
 return {'created', ARGV[1]}
 `;
 
-// Compare-and-set of the document, its phase index, its target locks and its events, atomically.
+// Compare-and-set of the document, its phase index, its target locks and its events, atomically;
+// KEYS[7..] are used-once keys (approvals, gate answers) deleted only when the compare-and-set wins.
 const UPDATE = `
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return -1 end
@@ -53,7 +54,15 @@ if ARGV[4] == '1' then
   redis.call('EXPIRE', KEYS[1], ARGV[6])
   redis.call('EXPIRE', KEYS[2], ARGV[6])
 end
+for i = 7, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
 return 1
+`;
+
+const RENEW_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 `;
 
 const RELEASE_LEASE = `
@@ -152,21 +161,28 @@ export class RolloutStore {
   }
 
   /**
-   * Writes `next` if the stored version is still `prev.version`, with its events, atomically.
-   * Throws VersionConflict otherwise. Returns the stored rollout (version bumped).
+   * Writes `next` if the stored version is still `prev.version`, with its events, atomically, and
+   * deletes the `consume` keys (approvals used by this change) in the same step.
+   * Throws VersionConflict otherwise (nothing deleted). Returns the stored rollout (version bumped).
    */
-  async update(prev: Rollout, next: Rollout, events: RolloutEvent[] = []): Promise<Rollout> {
+  async update(
+    prev: Rollout,
+    next: Rollout,
+    events: RolloutEvent[] = [],
+    consume: string[] = [],
+  ): Promise<Rollout> {
     const [vs, dr] = this.lockKeys(prev);
     const stored = { ...next, version: prev.version + 1 };
     const res = (await this.redis.eval(
       UPDATE,
-      6,
+      6 + consume.length,
       this.rolloutKey(prev.id),
       this.eventsKey(prev.id),
       this.phaseKey(prev.phase),
       this.phaseKey(next.phase),
       vs,
       dr,
+      ...consume,
       String(prev.version),
       JSON.stringify(stored),
       prev.id,
@@ -197,6 +213,23 @@ export class RolloutStore {
       }
     }
     throw new VersionConflict(id);
+  }
+
+  /**
+   * The ids of every active (non-terminal) rollout, in batches: SSCAN over the phase indexes, so
+   * 10,000 rollouts cost a few round trips, not one per rollout. A rollout changing phase during the
+   * scan may be missed or seen twice; the next scan sees it.
+   */
+  async *activeIds(batch = 1000): AsyncGenerator<string[]> {
+    for (const p of PHASES) {
+      if (isTerminal(p)) continue;
+      let cursor = '0';
+      do {
+        const [next, ids] = await this.redis.sscan(this.phaseKey(p), cursor, 'COUNT', batch);
+        cursor = next;
+        if (ids.length) yield ids;
+      } while (cursor !== '0');
+    }
   }
 
   /** How many rollouts each phase holds now (for the vane_rollouts gauge). */
@@ -253,6 +286,59 @@ export class RolloutStore {
     await pipe.exec();
   }
 
+  /** Ids of the rollouts that have not ended, all at once (the event streams follow each of them). */
+  async activeIdList(): Promise<string[]> {
+    const all: string[] = [];
+    for await (const ids of this.activeIds()) all.push(...ids);
+    return all;
+  }
+
+  /** Ids of the rollouts created at or after `ms` (their creation time). */
+  createdSince(ms: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key('idx', 'all'), ms, '+inf');
+  }
+
+  /** Redis's own clock in ms: event stream ids are made from it. */
+  async serverTimeMs(): Promise<number> {
+    const [s, us] = await this.redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  }
+
+  /**
+   * A connection of its own for blocking reads of event streams (an XREAD BLOCK holds its
+   * connection), its command timeout a little over the longest block. The caller disconnects it.
+   */
+  blockingConnection(maxBlockMs: number): Redis {
+    return this.redis.duplicate({ commandTimeout: maxBlockMs + 5_000, maxRetriesPerRequest: 1 });
+  }
+
+  /**
+   * New events of several rollouts after each one's cursor (a stream id), on `conn`: waits up to
+   * `blockMs` when none is there yet (0: do not wait). At most `count` per rollout.
+   */
+  async readEventsAfter(
+    conn: Redis,
+    cursors: ReadonlyMap<string, string>,
+    { blockMs, count }: { blockMs: number; count: number },
+  ): Promise<{ rolloutId: string; event: RolloutEvent & { id: string } }[]> {
+    if (cursors.size === 0) return [];
+    const ids = [...cursors.keys()];
+    const args: (string | number)[] = ['COUNT', count];
+    if (blockMs > 0) args.push('BLOCK', blockMs);
+    args.push('STREAMS', ...ids.map((id) => this.eventsKey(id)), ...ids.map((id) => cursors.get(id)!));
+    // xread (not call('XREAD')): ioredis gives the per-stream pairs only through the typed command.
+    const xread = conn.xread.bind(conn) as (...a: (string | number)[]) => Promise<unknown>;
+    const res = (await xread(...args)) as [string, [string, string[]][]][] | null;
+    if (!res) return [];
+    const byKey = new Map(ids.map((id) => [this.eventsKey(id), id]));
+    return res.flatMap(([key, rows]) =>
+      rows.map(([sid, fields]) => ({
+        rolloutId: byKey.get(key)!,
+        event: { ...(JSON.parse(fields[1]!) as RolloutEvent), id: sid },
+      })),
+    );
+  }
+
   /** Appends events outside a state change (e.g. a notification delivered). */
   async appendEvents(id: string, events: RolloutEvent[]): Promise<void> {
     const pipe = this.redis.pipeline();
@@ -264,6 +350,11 @@ export class RolloutStore {
   /** A per-rollout lease so that two workers never work on the same rollout at once. */
   async acquireLease(id: string, token: string, ttlMs: number): Promise<boolean> {
     return (await this.redis.set(this.key('lease', id), token, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /** Extends the lease when this token still holds it; false when it was lost (expired, or taken over). */
+  async renewLease(id: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW_LEASE, 1, this.key('lease', id), token, String(ttlMs))) === 1;
   }
 
   async releaseLease(id: string, token: string): Promise<void> {

@@ -4,7 +4,7 @@ import { validateMetricChecks } from './analyzer.ts';
 import type { DomainContext } from './context.ts';
 import { RolloutError } from './errors.ts';
 import type { CommandType, Rollout, RolloutEvent } from './model.ts';
-import { isTerminal, type Phase } from './phases.ts';
+import { commandRefusal, isTerminal } from './phases.ts';
 import { describeZodError, type RolloutSpec, RolloutSpecSchema } from './spec.ts';
 import type { ListQuery } from './store.ts';
 import { mergeUnder } from './templates.ts';
@@ -87,7 +87,10 @@ export async function startRollout({
     errorCount: 0,
   };
   const who = by ? ` by ${by}` : '';
-  const note = spec.metadata.triggeredBy ? ` (triggeredBy: ${spec.metadata.triggeredBy})` : '';
+  const note =
+    spec.metadata.triggeredBy && spec.metadata.triggeredBy !== by
+      ? ` (triggeredBy: ${spec.metadata.triggeredBy})`
+      : '';
   const event: RolloutEvent = {
     time: now,
     type: 'created',
@@ -149,15 +152,6 @@ export async function rolloutEvents({
   return ctx.store.events(id, { ...(after ? { after } : {}), ...(limit ? { limit } : {}) });
 }
 
-/** The phases each command makes sense in, for a clear 409 instead of a command that does nothing. */
-export const COMMAND_PHASES: Record<Exclude<CommandType, 'retry'>, readonly Phase[]> = {
-  abort: ['pending', 'initializing', 'progressing', 'paused', 'awaiting-promotion', 'promoting'],
-  pause: ['pending', 'initializing', 'progressing', 'awaiting-promotion'],
-  resume: ['paused'],
-  promote: ['progressing', 'paused', 'awaiting-promotion'],
-  'promote-full': ['progressing', 'paused', 'awaiting-promotion'],
-};
-
 /** Stores an operator's command on the rollout and wakes its tick at once. */
 export async function sendCommand({
   ctx,
@@ -174,18 +168,8 @@ export async function sendCommand({
 }): Promise<Rollout> {
   const now = ctx.now();
   const updated = await ctx.store.mutate(id, (r) => {
-    if (!COMMAND_PHASES[type].includes(r.phase)) {
-      throw new RolloutError(
-        'CONFLICT',
-        `cannot ${type} rollout ${id}: it is ${r.phase}; ${type} applies when it is ${COMMAND_PHASES[type].join(', ')}`,
-      );
-    }
-    if (type === 'promote' && r.phase === 'paused' && r.pause?.kind !== 'gate') {
-      throw new RolloutError(
-        'CONFLICT',
-        `rollout ${id} is paused (${r.pause?.kind}); resume it first, or use promote-full`,
-      );
-    }
+    const refusal = commandRefusal(r, type);
+    if (refusal) throw new RolloutError('CONFLICT', `cannot ${type} rollout ${id}: ${refusal}`);
     const command = { id: randomUUID(), type, at: now, ...(by ? { by } : {}), ...(reason ? { reason } : {}) };
     return { next: { ...r, commands: [...r.commands, command] } };
   });

@@ -12,6 +12,8 @@ export interface QueueProcessor {
   lockDuration?: number;
   /** How often stalled jobs (locks expired) are handed to another worker, ms. Default BullMQ's 30s. */
   stalledInterval?: number;
+  /** A task every worker runs periodically while it serves this queue (e.g. re-adding missing ticks); errors are logged. */
+  background?: { intervalMs: number; run(): Promise<void> };
 }
 
 export interface WorkerPool {
@@ -30,6 +32,25 @@ export function startWorkers(opts: {
   processors: QueueProcessor[];
   logger: Logger;
 }): WorkerPool {
+  const timers: NodeJS.Timeout[] = [];
+  const running = new Set<Promise<void>>();
+  let closing = false;
+  for (const { queue, background } of opts.processors) {
+    if (!background) continue;
+    const every = () => {
+      if (closing) return;
+      const p = background
+        .run()
+        .catch((err: Error) => opts.logger.warn({ queue, err: err.message }, 'background task failed'))
+        .finally(() => {
+          running.delete(p);
+          // jittered, so the workers' sweeps spread out
+          if (!closing) timers.push(setTimeout(every, background.intervalMs * (0.8 + Math.random() * 0.4)));
+        });
+      running.add(p);
+    };
+    timers.push(setTimeout(every, background.intervalMs * Math.random()));
+  }
   const workers = opts.processors.map(({ queue, processor, concurrency, lockDuration, stalledInterval }) => {
     const w = new Worker(queue, processor, {
       connection: opts.connection,
@@ -51,7 +72,9 @@ export function startWorkers(opts: {
   return {
     workers,
     async close() {
-      await Promise.all(workers.map((w) => w.close()));
+      closing = true;
+      for (const t of timers) clearTimeout(t);
+      await Promise.all([...workers.map((w) => w.close()), ...running]);
     },
   };
 }

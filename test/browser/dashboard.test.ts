@@ -73,7 +73,12 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
       // A plain token (every scope, named token-1) and a read-only one by its hash.
       apiTokens: [ADMIN_TOKEN],
       scopedTokens: [
-        { name: 'viewer', sha256: createHash('sha256').update(VIEWER_TOKEN).digest('hex'), scopes: ['read'] },
+        {
+          name: 'viewer',
+          sha256: createHash('sha256').update(VIEWER_TOKEN).digest('hex'),
+          scopes: ['read'],
+          namespaces: ['shop'],
+        },
       ],
     });
     server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
@@ -157,6 +162,8 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     await eventually(async () =>
       (await row(id).locator('.weight').textContent()) !== '0%' ? true : undefined,
     );
+    // The list follows the all-rollouts event stream.
+    await expect.poll(() => page.locator('#live').textContent()).toBe('live');
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-list.png'), fullPage: true });
 
     // By keyboard: focus the rollout's link and follow it.
@@ -165,7 +172,8 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     await page.waitForURL(`**/ui#/rollouts/${id}`);
     await expect.poll(() => page.locator('h1').textContent()).toBe('Rollout of shop/reviews');
 
-    // Live: the weight shown changes without a reload.
+    // Live from the rollout's event stream: the weight shown changes without a reload.
+    await expect.poll(() => page.locator('#live').textContent()).toBe('live');
     await page.evaluate('window.sameDocument = true');
     const weightText = () => page.locator('[data-field="Canary weight"]').textContent();
     await expect.poll(weightText, { timeout: 15_000 }).toMatch(/^[1-9]\d*%$/);
@@ -206,7 +214,8 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     await expect
       .poll(() => page.locator('[data-field="Phase"]').textContent(), { timeout: 20_000 })
       .toBe('aborted');
-    // Ended: no action is offered any more.
+    // Ended: the stream ends, and no action is offered any more.
+    await expect.poll(() => page.locator('#live').textContent(), { timeout: 15_000 }).toBe('ended');
     await expect.poll(() => page.locator('.actions button').count()).toBe(0);
     const ended = await h.settle(id);
     expect(ended.phase).toBe('aborted');
@@ -254,7 +263,7 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     });
     const page = await open(`/ui#/rollouts/${id}`);
     await signIn(page, VIEWER_TOKEN);
-    await expect.poll(() => page.locator('#who').textContent()).toMatch(/^viewer \(read\)/);
+    await expect.poll(() => page.locator('#who').textContent()).toMatch(/^viewer \(read in shop\)/);
     await expect
       .poll(() => page.locator('[data-field="Phase"]').textContent(), { timeout: 15_000 })
       .toBe('progressing');
@@ -263,6 +272,11 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
       .toBeGreaterThan(1);
     expect(await page.locator('.actions').count()).toBe(0);
     expect(await page.getByRole('button', { name: /Promote|Approve|Pause|Resume|Abort/ }).count()).toBe(0);
+    // Its list follows the stream of its own namespace.
+    await page.getByRole('link', { name: '← All rollouts' }).click();
+    await expect.poll(() => page.locator('#live').textContent()).toBe('live');
+    await expect.poll(() => page.locator(`tr[data-id="${id}"]`).count()).toBe(1);
+    await page.goto(`${base}/ui#/rollouts/${id}`);
     // The same rollout as an operator offers them.
     await page.getByRole('button', { name: 'Sign out' }).click();
     await signIn(page);
@@ -336,6 +350,6 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     const viewer = await fetch(`${base}/api/v1/whoami`, {
       headers: { Authorization: `Bearer ${VIEWER_TOKEN}` },
     });
-    expect(await viewer.json()).toEqual({ name: 'viewer', scopes: ['read'] });
+    expect(await viewer.json()).toEqual({ name: 'viewer', scopes: ['read'], namespaces: ['shop'] });
   });
 });

@@ -133,7 +133,7 @@ spec: { stable: { subset: v1 } }
     const anonymous = await run(['rollout', 'list', '--server', api.url], { cwd: dir });
     expect(anonymous.code).toBe(2);
     expect(anonymous.stderr.trim()).toBe(
-      'vane: UNAUTHORIZED: send Authorization: Bearer <token> with one of the API tokens (VANE_API_TOKENS)',
+      'vane: UNAUTHORIZED: send Authorization: Bearer <token> with an API token (VANE_API_TOKENS or apiTokens in VANE_CONFIG)',
     );
     // --token wins over VANE_TOKEN
     const flagToken = await vane(['templates', 'list', '--token', 'sekret'], { VANE_TOKEN: 'wrong' });

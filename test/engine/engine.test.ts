@@ -209,8 +209,14 @@ describe('the rollout engine, on the kube simulator and a real Redis', () => {
     }
     await Promise.all(names.map((n) => atWeight(n, 20)));
     provider.down = true;
-    // a tick that queried just before may still finish its step
+    // a tick that queried just before may still finish its step, and a step decided then may still
+    // be retried through the faults: sample once every decided step is written
     await new Promise((r) => setTimeout(r, 1_000));
+    await Promise.all(
+      ids.map((id) =>
+        eventually(async () => ((await getRollout({ ctx: h.domain.ctx, id })).applied ? true : undefined)),
+      ),
+    );
     const downAt = Date.now();
     const weightsAtDown = names.map((n) => canaryWeightOf(vsOf(n)));
     await new Promise((r) => setTimeout(r, 4_000));

@@ -91,9 +91,12 @@ describe('the kube adapter against the kube simulator', () => {
     const conflicts: unknown[] = [];
     const logger = { debug: (o: unknown) => conflicts.push(o), warn: () => {} } as unknown as Logger;
     const racing = createKubeTrafficRouter({ kubeConfig: sim.kubeConfig(), backoffMs: 5, logger });
-    sim.setFaults([{ verb: 'update', resource: 'virtualservices', latencyMs: 150, count: 1 }]);
+    // warmed up (API discovery done), and the write slow, so the edit lands between read and write
+    // even on a loaded machine
+    await racing.readWeights(target);
+    sim.setFaults([{ verb: 'update', resource: 'virtualservices', latencyMs: 1_500, count: 1 }]);
     const write = racing.setWeights(target, { stable: 60, canary: 40 });
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 700));
     const o = vs();
     o.spec!.http![0]!.timeout = '3s';
     sim.putObject(o);
@@ -175,18 +178,58 @@ describe('the kube adapter against the kube simulator', () => {
     sim.clearWriteLog();
     await router.rollback(t, { removeCanarySubset: true });
     expect(writes().map((w) => w.resource)).toEqual(['virtualservices', 'destinationrules']);
-    // back to the original, with stable's 100% written out
-    const original = bookinfo.vs('reviews').spec!;
-    expect(vs().spec).toEqual({
-      ...original,
-      http: [
-        original.http![0],
-        { name: 'default', route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 100 }] },
-      ],
-    });
+    // back to the original exactly (a sole destination without a weight stays so)
+    expect(JSON.stringify(vs().spec)).toBe(JSON.stringify(bookinfo.vs('reviews').spec));
     expect(dr().spec).toEqual(bookinfo.dr('reviews').spec);
     await router.rollback(t, { removeCanarySubset: true });
     expect(writes()).toHaveLength(2);
+  });
+
+  it('rollback after a relabel that failed half-way puts back the snapshot, keeping what someone else changed meanwhile', async () => {
+    // the canary subset v2 exists already, with other labels
+    const t = { ...target, canarySubset: 'v2', canaryLabels: { version: 'v2-new' } };
+    await router.snapshot(t, 'ro-9');
+    await router.ensureCanarySubset(t);
+    await router.setWeights(t, { stable: 50, canary: 50 });
+    sim.setFaults([{ verb: 'update', resource: 'virtualservices', status: 500 }]);
+    await expect(router.promote(t, 'relabel')).rejects.toMatchObject({ code: 'Unavailable' });
+    sim.clearFaults();
+    expect(dr().spec!.subsets!.slice(0, 2)).toEqual([
+      { name: 'v1', labels: { version: 'v2-new' } },
+      { name: 'v2', labels: { version: 'v2-new' } },
+    ]);
+    // meanwhile someone else changes subset v3 and the unmanaged route
+    const d = dr();
+    d.spec!.subsets![2]!.trafficPolicy = { loadBalancer: { simple: 'LEAST_REQUEST' } };
+    sim.putObject(d);
+    const v = vs();
+    v.spec!.http![0]!.timeout = '5s';
+    sim.putObject(v);
+    sim.clearWriteLog();
+    await router.rollback(t, { removeCanarySubset: false, rolloutId: 'ro-9' });
+    expect(writes().map((w) => w.resource)).toEqual(['virtualservices', 'destinationrules']);
+    const wantDr = bookinfo.dr('reviews').spec!;
+    wantDr.subsets![2]!.trafficPolicy = { loadBalancer: { simple: 'LEAST_REQUEST' } };
+    expect(JSON.stringify(dr().spec)).toBe(JSON.stringify(wantDr));
+    const wantVs = bookinfo.vs('reviews').spec!;
+    wantVs.http![0]!.timeout = '5s';
+    expect(JSON.stringify(vs().spec)).toBe(JSON.stringify(wantVs));
+    expect(vs().metadata!.annotations).toBeUndefined();
+    expect(dr().metadata!.annotations).toBeUndefined();
+    // again: the objects are no longer held by the rollout, nothing is written
+    await router.rollback(t, { removeCanarySubset: true, rolloutId: 'ro-9' });
+    expect(writes()).toHaveLength(2);
+  });
+
+  it('a write whose fence throws is not made', async () => {
+    const fenced = { ...target, fence: async () => Promise.reject(new Error('lease lost')) };
+    await expect(router.setWeights(fenced, { stable: 80, canary: 20 })).rejects.toThrow('lease lost');
+    expect(writes()).toEqual([]);
+    let checks = 0;
+    const counted = { ...target, fence: async () => void checks++ };
+    await router.setWeights(counted, { stable: 80, canary: 20 });
+    await router.setWeights(counted, { stable: 80, canary: 20 });
+    expect(checks).toBe(1); // checked before the one write; no write, no check
   });
 
   it('promotion by relabel changes the DestinationRule before the VirtualService', async () => {

@@ -23,6 +23,21 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ VANE_SHUTDOWN_TIMEOUT: '10 seconds' })).toThrow(/VANE_SHUTDOWN_TIMEOUT.*30s/);
   });
 
+  it('reads the signed doors’ settings and never echoes a secret in an error', () => {
+    const c = loadConfig({
+      VANE_CI_WEBHOOK_SECRET: 'ci-secret-0123456789',
+      VANE_SLACK_SIGNING_SECRET: 'slack-secret',
+      VANE_SLACK_OPERATORS: 'U1, U2,,',
+    });
+    expect(c.ciWebhookSecret).toBe('ci-secret-0123456789');
+    expect(c.slackSigningSecret).toBe('slack-secret');
+    expect(c.slackOperators).toEqual(['U1', 'U2']);
+    expect(loadConfig({}).slackOperators).toEqual([]);
+    expect(() => loadConfig({ VANE_CI_WEBHOOK_SECRET: 'short-secret' })).toThrow(
+      new ConfigError('invalid setting VANE_CI_WEBHOOK_SECRET=(hidden): expected at least 16 characters'),
+    );
+  });
+
   it('reads a YAML file and lets the environment override it', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vane-config-'));
     const file = join(dir, 'vane.yaml');

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { COMMAND_PHASES } from '../../src/rollouts/verbs.ts';
+import { COMMAND_PHASES } from '../../src/rollouts/phases.ts';
 
 // The dashboard's modules are plain browser JavaScript; their pure parts run here as they are.
 const assets = join(import.meta.dirname, '../../src/api/ui/assets');

@@ -361,7 +361,7 @@ ${EXIT_CODES_HELP}`,
     const c = extra(withClientOptions(rollout.command(name)))
       .description(description)
       .argument('<id>', 'rollout id')
-      .option('--by <name>', 'who asks, shown in the history')
+      .option('--by <name>', 'a note of who asks, kept in the history (the actor recorded is the token name)')
       .action(async (id: string, o: Record<string, unknown>, cmd: Command) => {
         const { api, settings } = clientOf(cmd);
         const b = { ...(o.by ? { by: o.by } : {}), ...body(o) };

@@ -4,8 +4,11 @@
 import { listRollouts } from './api.js';
 import { h, replace } from './dom.js';
 import { formatAge, targetName } from './format.js';
-import { applyListEvent, isTerminal } from './model.js';
+import { applyListEvent } from './model.js';
 import { followEvents } from './sse.js';
+
+/** Event streams one list follows at most (one per namespace of a limited token); past that it polls. */
+const MAX_STREAMS = 5;
 
 /** A phase as a labelled badge (its colour repeats the text, never replaces it). */
 export function phaseBadge(phase) {
@@ -63,11 +66,7 @@ export function renderList(rollouts, now) {
           ),
           h('td', {}, phaseBadge(r.phase)),
           h('td', {}, weightCell(r.weights)),
-          h(
-            'td',
-            { title: new Date(r.createdAt).toISOString() },
-            formatAge((r.endedAt ?? now) - r.createdAt),
-          ),
+          h('td', { title: new Date(r.createdAt).toISOString() }, formatAge(now - r.createdAt)),
           h('td', { class: 'reason' }, r.reason),
         ),
       ),
@@ -76,7 +75,7 @@ export function renderList(rollouts, now) {
 }
 
 /** Mounts the list in `main`; returns the function that unmounts it. */
-export function mountList(main, { setLive }) {
+export function mountList(main, { namespaces, setLive }) {
   let rollouts = [];
   let stopped = false;
   const section = h(
@@ -116,27 +115,34 @@ export function mountList(main, { setLive }) {
   };
 
   let poller;
-  const stream = followEvents('/api/v1/events', {
-    onEvent: (ev) => {
-      const next = applyListEvent(rollouts, ev);
-      rollouts = next.rollouts;
-      if (next.unknown) reload();
-      else draw();
-    },
-    onStatus: (state, detail) => {
-      setLive(state, detail);
-      // Without the stream, read the list again every few seconds.
-      if (state === 'error' && !poller && !stopped) poller = setInterval(reload, 5_000);
-      // The first connection (and each reconnection) may have missed changes: read the list again.
-      if (state === 'live') reload();
-    },
-  });
+  // A token limited to namespaces may follow each of its namespaces, not the whole stream.
+  const paths = namespaces
+    ? namespaces.map((ns) => `/api/v1/events?namespace=${encodeURIComponent(ns)}`)
+    : ['/api/v1/events'];
+  const streams = paths.slice(0, MAX_STREAMS).map((path) =>
+    followEvents(path, {
+      onEvent: (ev) => {
+        const next = applyListEvent(rollouts, ev);
+        rollouts = next.rollouts;
+        if (next.unknown) reload();
+        else draw();
+      },
+      onStatus: (state, detail) => {
+        setLive(state, detail);
+        // Without the stream, read the list again every few seconds.
+        if (state === 'error' && !poller && !stopped) poller = setInterval(reload, 5_000);
+        // The first connection (and each reconnection) may have missed changes: read the list again.
+        if (state === 'live') reload();
+      },
+    }),
+  );
+  if (paths.length > MAX_STREAMS && !poller) poller = setInterval(reload, 5_000);
   // Ages move on even when nothing happens.
-  const ticker = setInterval(() => rollouts.some((r) => !isTerminal(r.phase)) && draw(), 10_000);
+  const ticker = setInterval(draw, 10_000);
   reload();
   return () => {
     stopped = true;
-    stream.stop();
+    for (const s of streams) s.stop();
     clearInterval(ticker);
     if (poller) clearInterval(poller);
   };

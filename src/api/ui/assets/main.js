@@ -80,7 +80,7 @@ function route() {
     });
   } else {
     document.title = 'Rollouts — vane';
-    unmount = mountList(main, { setLive });
+    unmount = mountList(main, { namespaces: me.namespaces, setLive });
   }
 }
 

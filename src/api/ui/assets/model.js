@@ -46,7 +46,7 @@ export function availableActions(rollout, scopes, commandPhases) {
       );
     }
     if (!(commandPhases[a.type] ?? []).includes(rollout.phase)) return false;
-    // promote while paused opens a gate only; a manual or drift pause needs resume first.
+    // As the API's commandRefusal: promote while paused opens a gate only; a manual or drift pause needs resume first.
     if (a.type === 'promote' && rollout.phase === 'paused' && rollout.pause?.kind !== 'gate') return false;
     return true;
   });

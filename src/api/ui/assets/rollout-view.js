@@ -23,7 +23,8 @@ export function renderSummary(r, now) {
       'Strategy',
       `${s.strategy?.type ?? '?'}${s.strategy?.steps ? ` (${s.strategy.steps.join(', ')}%)` : ''}`,
     ],
-    ['Age', `${formatAge((r.endedAt ?? now) - r.createdAt)}${r.endedAt ? ' (ended)' : ''}`],
+    ['Age', formatAge(now - r.createdAt)],
+    ...(r.endedAt ? [['Ran for', formatAge(r.endedAt - r.createdAt)]] : []),
     ['Id', r.id],
   ];
   if (r.lastError) rows.push(['Last error', r.lastError]);
@@ -294,7 +295,7 @@ export function mountRollout(main, id, { scopes, commandPhases, setLive, confirm
   }
 
   let stream;
-  const ticker = setInterval(() => model && !isTerminal(model.rollout.phase) && schedule(), 5_000);
+  const ticker = setInterval(() => model && schedule(), 10_000);
   getRollout(id)
     .then((r) => {
       if (stopped) return;
