@@ -15,6 +15,8 @@ import { eventually, startTestRedis } from '../helpers/services.ts';
 
 const SCREENSHOTS = join(import.meta.dirname, '../../.test-results/screenshots');
 const ADMIN_TOKEN = 'dashboard-admin-token-0123456789';
+/** Steps of the rollouts a test acts on: long enough (38 s) that none ends before the test acts, on a loaded machine too. */
+const STEPS = Array.from({ length: 19 }, (_, i) => 5 * (i + 1));
 const VIEWER_TOKEN = 'dashboard-viewer-token-0123456789';
 
 /**
@@ -130,7 +132,7 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     await h.settle(done);
     await h.settle(failed);
     const id = await start('reviews', {
-      strategy: { type: 'canary', steps: [10, 20, 30, 40, 50, 60, 70, 80, 90], stepInterval: '2s' },
+      strategy: { type: 'canary', steps: STEPS, stepInterval: '2s' },
     });
 
     const page = await open();
@@ -259,7 +261,7 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
 
   it('a read-only token sees the rollout but no action buttons', async () => {
     const id = await start('reviews-ro', {
-      strategy: { type: 'canary', steps: [10, 20, 30, 40, 50], stepInterval: '2s' },
+      strategy: { type: 'canary', steps: STEPS, stepInterval: '2s' },
     });
     const page = await open(`/ui#/rollouts/${id}`);
     await signIn(page, VIEWER_TOKEN);
