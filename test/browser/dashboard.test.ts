@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type ServerType, serve } from '@hono/node-server';
@@ -58,6 +59,12 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
   let redis: ManagedProcess;
   let h: EngineHarness;
   let server: ServerType;
+  let fetchApp: (req: Request) => Response | Promise<Response>;
+  const listen = async (port: number) => {
+    const s = serve({ fetch: fetchApp, port, hostname: '127.0.0.1' });
+    await new Promise((r) => s.once('listening', r));
+    return s;
+  };
   let base: string;
   let browser: TestBrowser;
   const provider = new MetricsTable();
@@ -83,8 +90,8 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
         },
       ],
     });
-    server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
-    await new Promise((r) => server.once('listening', r));
+    fetchApp = app.fetch;
+    server = await listen(0);
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     browser = await startTestBrowser();
   });
@@ -285,6 +292,34 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     await expect
       .poll(() => page.locator('.actions button').allTextContents())
       .toEqual(['Promote', 'Pause', 'Abort']);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('an API restart under an open page: it reconnects with Last-Event-ID and loses or repeats no event', async () => {
+    const id = await start('reviews-restart', {
+      strategy: { type: 'canary', steps: STEPS, stepInterval: '2s' },
+    });
+    const page = await open(`/ui#/rollouts/${id}`);
+    await signIn(page);
+    const weights = () => page.locator('.timeline li[data-type="weight"]').count();
+    await expect.poll(() => page.locator('#live').textContent()).toBe('live');
+    await expect.poll(weights, { timeout: 15_000 }).toBeGreaterThan(2);
+    // The API goes away with the stream open, and comes back on the same port.
+    const port = (server.address() as AddressInfo).port;
+    (server as Server).closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await expect.poll(() => page.locator('#live').textContent()).not.toBe('live');
+    const before = await weights();
+    server = await listen(port);
+    await expect.poll(() => page.locator('#live').textContent(), { timeout: 15_000 }).toBe('live');
+    await expect.poll(weights, { timeout: 15_000 }).toBeGreaterThan(before + 1);
+    // What the page shows is the stored history, each event once.
+    await eventually(async () => {
+      const stored = await h.domain.ctx.store.events(id, {});
+      const shown = await page.locator('.timeline li').count();
+      return shown === stored.length ? true : undefined;
+    }, 10_000);
     expect(problems).toEqual([]);
     await page.close();
   });
