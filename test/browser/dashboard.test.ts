@@ -174,6 +174,15 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     // The list follows the all-rollouts event stream.
     await expect.poll(() => page.locator('#live').textContent()).toBe('live');
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-list.png'), fullPage: true });
+    // A rollout started now shows up, and moves, without a reload.
+    await page.evaluate('window.sameDocument = true');
+    const late = await start('catalog', {
+      strategy: { type: 'canary', steps: [25, 50], stepInterval: '1s' },
+    });
+    await expect.poll(() => row(late).count(), { timeout: 15_000 }).toBe(1);
+    await expect.poll(() => row(late).locator('.phase').textContent(), { timeout: 20_000 }).toBe('succeeded');
+    expect(await row(late).locator('.weight').textContent()).toBe('100%');
+    expect(await page.evaluate('window.sameDocument')).toBe(true);
 
     // By keyboard: focus the rollout's link and follow it.
     await row(id).locator('th a').focus();
