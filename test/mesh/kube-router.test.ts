@@ -339,33 +339,4 @@ describe('the kube adapter against the kube simulator', () => {
       { code: 'VANE0107', message: expect.any(String) },
     ]);
   });
-
-  it('vane analyze without -f reads the cluster of the kubeconfig', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'vane-analyze-live-'));
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(kubeconfig, sim.kubeconfigYaml());
-    const run = (...args: string[]) =>
-      new Promise<{ code: number | null; out: string }>((done) => {
-        const child = spawn('node', [join(import.meta.dirname, '../../bin/vane.mjs'), 'analyze', ...args], {
-          env: { ...process.env, KUBECONFIG: kubeconfig, LOG_LEVEL: 'silent' },
-        });
-        let out = '';
-        child.stdout.on('data', (b) => {
-          out += b;
-        });
-        child.stderr.on('data', (b) => {
-          out += b;
-        });
-        child.on('close', (code) => done({ code, out }));
-      });
-    const common = ['-n', 'bookinfo', '--virtual-service', 'reviews', '--stable', 'v1'];
-    const clean = await run(...common, '--canary', 'v3');
-    expect(clean).toEqual({
-      code: 0,
-      out: 'VirtualService bookinfo/reviews, DestinationRule bookinfo/reviews: no findings\n',
-    });
-    const bad = await run(...common, '--canary', 'v3', '--route', 'nope', '-o', 'json');
-    expect(bad.code).toBe(1);
-    expect(JSON.parse(bad.out).findings.map((f: { code: string }) => f.code)).toEqual(['VANE0102']);
-  });
 });
