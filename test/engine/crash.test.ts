@@ -18,6 +18,11 @@ import { eventually, startTestRedis } from '../helpers/services.ts';
 const VANE = join(import.meta.dirname, '../../bin/vane.mjs');
 const ROLLOUTS = 20;
 const ABORTED = new Set([3, 8, 13, 18]);
+/**
+ * Kills, one every few seconds. The other rollouts wait at awaiting-promotion (confirmPromotion)
+ * until the kills are done, so every kill lands while they are active, however slow the machine.
+ */
+const KILLS = 4;
 
 let redis: ManagedProcess;
 let h: EngineHarness;
@@ -25,31 +30,45 @@ let kubeconfig: string;
 const workers: (ChildProcess | undefined)[] = [];
 const logs: string[] = [];
 
+/**
+ * Starts worker process i and waits until it serves /healthz. The port is chosen free but only
+ * bound by the child seconds later, so another process may take it meanwhile: a child that exits
+ * while starting is started again on another port instead of being waited for in vain.
+ */
 async function startWorker(i: number): Promise<void> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    REDIS_URL: redis.url,
-    KUBECONFIG: kubeconfig,
-    VANE_KEY_PREFIX: h.domain.prefix,
-    PORT: String(await freePort()),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    LOG_FORMAT: 'json',
-    VANE_WORKER_CONCURRENCY: '20',
-  };
-  delete env.PROMETHEUS_URL;
-  const child = spawn('node', [VANE, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const port = env.PORT;
-  child.stdout!.on('data', (d) => logs.push(`[w${i}] ${d}`));
-  child.stderr!.on('data', (d) => logs.push(`[w${i}] ${d}`));
-  workers[i] = child;
-  // running: it answers its health endpoint (its workers start right after the server listens)
-  await eventually(
-    async () =>
-      (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok ? true : undefined,
-    60_000,
-    100,
-  );
+  for (let attempt = 1; ; attempt++) {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      REDIS_URL: redis.url,
+      KUBECONFIG: kubeconfig,
+      VANE_KEY_PREFIX: h.domain.prefix,
+      PORT: String(await freePort()),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      LOG_FORMAT: 'json',
+      VANE_WORKER_CONCURRENCY: '20',
+    };
+    delete env.PROMETHEUS_URL;
+    const child = spawn('node', [VANE, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const port = env.PORT;
+    child.stdout!.on('data', (d) => logs.push(`[w${i}] ${d}`));
+    child.stderr!.on('data', (d) => logs.push(`[w${i}] ${d}`));
+    workers[i] = child;
+    const up = await eventually(
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return 'exited';
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
+          signal: AbortSignal.timeout(2_000),
+        }).catch(() => undefined);
+        return res?.ok ? 'up' : undefined;
+      },
+      60_000,
+      100,
+    );
+    if (up === 'up') return;
+    if (attempt >= 3)
+      throw new Error(`worker ${i} exited while starting, 3 times:\n${logs.slice(-20).join('')}`);
+  }
 }
 
 function kill(i: number): Promise<void> {
@@ -89,6 +108,8 @@ describe('crash safety', () => {
             type: 'canary',
             steps: [10, 20, 30, 40, 50],
             stepInterval: ABORTED.has(i) ? '4s' : '2s',
+            // held at max weight until the kills are done: no rollout can end before a kill
+            confirmPromotion: !ABORTED.has(i),
           },
           analysis: { guardInterval: '250ms', minRequests: 0 },
         }),
@@ -96,18 +117,39 @@ describe('crash safety', () => {
       ids.push(rollout.id);
     }
 
-    let kills = 0;
-    let stop = false;
+    const phases = async () =>
+      (await Promise.all(ids.map((id) => h.domain.ctx.store.get(id)))).map((r) => r?.phase);
+    // What each kill found: how many rollouts were active, and how many were still stepping.
+    const atKill: { active: number; stepping: number }[] = [];
     const chaos = (async () => {
-      while (!stop) {
-        // a few seconds of work after the last restart was up, then the next kill
+      for (let k = 0; k < KILLS; k++) {
+        // a little work after the last restart was up, then the next kill
         await new Promise((r) => setTimeout(r, 1_500));
-        if (stop) break;
-        const i = kills % 3;
+        const now = await phases();
+        atKill.push({
+          active: now.filter((p) => p && !['succeeded', 'failed', 'aborted'].includes(p)).length,
+          stepping: now.filter((p) => p === 'progressing').length,
+        });
+        const i = k % 3;
         await kill(i);
-        kills++;
         await startWorker(i);
       }
+      // The kills are done: let the held rollouts promote.
+      const held = ids.filter((_, i) => !ABORTED.has(i));
+      await Promise.all(
+        held.map(async (id) => {
+          await eventually(
+            async () =>
+              (await h.domain.ctx.store.get(id))?.phase === 'awaiting-promotion' ? true : undefined,
+            90_000,
+            100,
+          );
+          await sendCommand({ ctx: h.domain.ctx, id, type: 'promote', by: 'chaos-test' });
+        }),
+      );
+      // One more kill while they promote (best effort: some may have ended already).
+      await kill(KILLS % 3);
+      await startWorker(KILLS % 3);
     })();
     // Abort some once they are under way.
     const aborts = Promise.all(
@@ -126,7 +168,11 @@ describe('crash safety', () => {
 
     let ended: Awaited<ReturnType<typeof h.settle>>[];
     try {
-      ended = await Promise.all(ids.map((id) => h.settle(id, 120_000)));
+      // a failed chaos (a worker that never came up) fails the test now, not after every settle times out
+      ended = await Promise.race([
+        Promise.all(ids.map((id) => h.settle(id, 150_000))),
+        chaos.then(() => new Promise<never>(() => {})),
+      ]);
     } catch (e) {
       const states = await Promise.all(ids.map((id) => h.domain.ctx.store.get(id)));
       const jobs = await Promise.all(
@@ -136,10 +182,13 @@ describe('crash safety', () => {
         `${(e as Error).message}\n${states.map((r, i) => `${names[i]} ${r?.phase} ${r?.weights.canary}% job=${jobs[i]} ${r?.reason} ${r?.lastError ?? ''}`).join('\n')}\n${logs.slice(-30).join('')}`,
       );
     }
-    stop = true;
     await Promise.all([chaos, aborts]);
 
-    expect(kills).toBeGreaterThanOrEqual(3);
+    // every kill landed while rollouts were active: the 16 held ones at least
+    expect(atKill).toHaveLength(KILLS);
+    for (const k of atKill) expect(k.active).toBeGreaterThanOrEqual(ROLLOUTS - ABORTED.size);
+    // and the first ones while they were still stepping (stepping takes them 10 s or more)
+    expect(atKill[0]!.stepping).toBeGreaterThan(0);
     ended.forEach((r, i) => {
       expect(r.phase, `${names[i]}: ${r.reason}\n${logs.slice(-20).join('')}`).toBe(
         ABORTED.has(i) ? 'aborted' : 'succeeded',

@@ -50,6 +50,13 @@ export const KNOWN_DEFECTS = {
   pauseInPending: true,
   /** #4: a Redis error (a client command timing out after 5 s) leaves a rollout without a tick. While true: Redis stalls last under the 5 s command timeout. */
   redisErrorNoTick: true,
+  /**
+   * Found by this test (seed 135 of the soak with --find all): a tick writes a step's weights, its
+   * save then loses the compare-and-set to a command stored meanwhile, and the weight event is
+   * never written. While true: a step written without a weight event is let pass when a command
+   * was carried out after that write.
+   */
+  weightEventLostOnConflict: true,
 } as const;
 export type KnownDefects = { -readonly [K in keyof typeof KNOWN_DEFECTS]: boolean };
 
@@ -77,7 +84,7 @@ export function knownDefectsExcept(names: string | undefined): KnownDefects {
 const NS = 'shop';
 const STABLE = 'v1';
 const CANARY = 'v2';
-const STEP_INTERVAL_MS = 200;
+const STEP_INTERVAL_MS = 250;
 const GUARD_INTERVAL_MS = 100;
 /** How long the drain may take before "reaches a terminal phase once faults stop" fails. */
 const DRAIN_MS = 45_000;
@@ -386,7 +393,7 @@ export function commandsArb(known: KnownDefects, maxCommands = 14): fc.Arbitrary
       fc.integer({ min: 50, max: 700 }).map((ms) => new Wait(ms)),
       fc.integer({ min: 50, max: 700 }).map((ms) => new Wait(ms)),
     ],
-    { maxCommands },
+    { maxCommands, size: '+1' },
   );
 }
 
@@ -397,6 +404,8 @@ export function commandsArb(known: KnownDefects, maxCommands = 14): fc.Arbitrary
 /** A change of the managed route seen in the VirtualService's history, by vane (write log) or by someone else. */
 interface RouteChange {
   rv: number;
+  /** When vane wrote it (write log); undefined for others' edits. */
+  time?: number;
   by: 'vane' | 'other';
   route: unknown;
   canary: number | undefined;
@@ -697,8 +706,13 @@ export class Run {
     const vane = this.world.sim
       .writeLog()
       .filter((w) => w.resource === 'virtualservices' && w.name === this.name && w.namespace === NS)
-      .map((w) => ({ rv: Number(w.resourceVersion), by: 'vane' as const, route: managedRoute(w.body) }));
-    const other = seg.edits.map((e) => ({ rv: e.rv, by: 'other' as const, route: e.route }));
+      .map((w) => ({
+        rv: Number(w.resourceVersion),
+        time: w.time as number | undefined,
+        by: 'vane' as const,
+        route: managedRoute(w.body),
+      }));
+    const other = seg.edits.map((e) => ({ rv: e.rv, time: undefined, by: 'other' as const, route: e.route }));
     const all = [...vane, ...other]
       .filter((x) => x.rv > seg.fromRv && x.rv <= toRv)
       .sort((a, b) => a.rv - b.rv);
@@ -960,8 +974,16 @@ export class Run {
       const next = this.segments[this.segments.indexOf(seg) + 1];
       const changes = this.routeChanges(seg, next ? next.fromRv : undefined).filter((c) => c.by === 'vane');
       const weights = events.filter((e) => e.type === 'weight').map((e) => e.weights?.canary);
+      const commandsAt = events.filter((e) => e.type === 'command').map((e) => e.time);
       for (const c of changes) {
         const canary = c.canary === undefined ? (r.phase === 'succeeded' ? 100 : 0) : c.canary;
+        if (
+          this.known.weightEventLostOnConflict &&
+          c.canary !== undefined &&
+          c.time !== undefined &&
+          commandsAt.some((t) => t >= c.time! - 50)
+        )
+          continue;
         if (!weights.includes(canary))
           this.fail(
             'the events explain every weight change',
@@ -995,7 +1017,8 @@ export function modelProperty(world: ModelWorld, known: KnownDefects = KNOWN_DEF
       const model: Model = { log: [] };
       await fc.asyncModelRun(() => ({ model, real: run }), cmds);
       for (const c of model.log) {
-        const kind = c.split(' ').slice(0, 2).join(' ').replace(/\{.*/, '').trim();
+        const [a, b] = c.split(' ');
+        const kind = a === 'wait' || a === 'fault' || a === 'redis' ? a! : `${a} ${b}`;
         world.commands[kind] = (world.commands[kind] ?? 0) + 1;
       }
       await run.drain();
