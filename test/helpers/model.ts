@@ -86,8 +86,11 @@ const STABLE = 'v1';
 const CANARY = 'v2';
 const STEP_INTERVAL_MS = 250;
 const GUARD_INTERVAL_MS = 100;
-/** How long the drain may take before "reaches a terminal phase once faults stop" fails. */
-const DRAIN_MS = 45_000;
+/**
+ * How long the drain may take before "reaches a terminal phase once faults stop" fails: room for
+ * the engine's error backoff (up to 30 s). VANE_MODEL_DRAIN_MS shortens it to shrink a wedge fast.
+ */
+const DRAIN_MS = Number(process.env.VANE_MODEL_DRAIN_MS ?? 45_000);
 const logger = createLogger({ level: 'silent' });
 
 // ---------------------------------------------------------------------------------------------
