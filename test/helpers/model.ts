@@ -57,6 +57,14 @@ export const KNOWN_DEFECTS = {
    * was carried out after that write.
    */
   weightEventLostOnConflict: true,
+  /**
+   * Found by this test (seed 1054 of the soak): the tick that creates the canary subset saves
+   * `createdSubset` with compare-and-set; when an abort is stored meanwhile the save fails, the
+   * rollback does not know vane created the subset, and release() drops the annotation that said
+   * so: the aborted rollout leaves the subset behind. While true: a leftover canary subset with
+   * the canary's labels is let pass when none existed before.
+   */
+  createdSubsetLostOnConflict: true,
 } as const;
 export type KnownDefects = { -readonly [K in keyof typeof KNOWN_DEFECTS]: boolean };
 
@@ -527,8 +535,10 @@ export class Run {
     this.checkTicks = new TickQueue(this.checkRedis, this.prefix);
     for (let i = 0; i < this.scenario.workers; i++) await this.startWorker(i);
     this.api = (verb) => this.sendApi(verb);
+    // The objects before the rollout: read before it starts, since a worker may write before startRollout returns.
+    const before = this.objects();
     const { rollout } = await startRollout({ ctx: this.apiCtx, input: this.spec() });
-    this.segments.push(this.newSegment(rollout.id));
+    this.segments.push(this.newSegment(rollout.id, before));
   }
 
   private spec(): Record<string, unknown> {
@@ -566,9 +576,11 @@ export class Run {
     };
   }
 
-  private newSegment(id: string): Segment {
-    const vs = this.vs();
-    const dr = this.dr();
+  private objects(): { vs: any; dr: any } {
+    return { vs: structuredClone(this.vs()), dr: structuredClone(this.dr()) };
+  }
+
+  private newSegment(id: string, { vs, dr }: { vs: any; dr: any }): Segment {
     return {
       id,
       fromRv: Number(vs.metadata.resourceVersion),
@@ -611,8 +623,9 @@ export class Run {
         if (!old || !isTerminal(old.phase) || this.segments.length >= 3) return;
         // Every check of the ended rollout ran already; the new one starts from the objects as they are.
         await this.checkNow('before retry');
+        const before = this.objects();
         const { rollout } = await retryRollout({ ctx, id, by: 'model' });
-        this.segments.push(this.newSegment(rollout.id));
+        this.segments.push(this.newSegment(rollout.id, before));
         return;
       }
       if (verb === 'approve') {
@@ -874,7 +887,13 @@ export class Run {
           `${JSON.stringify(route)}; reason: ${r.reason}`,
           when,
         );
-      if (!isDeepStrictEqual(dr.spec, seg.expectedDr.spec))
+      let drNow = dr.spec;
+      if (this.known.createdSubsetLostOnConflict && this.scenario.canarySubset === 'none') {
+        const leftover = (s: any) =>
+          s.name === CANARY && isDeepStrictEqual(s.labels, { app: this.name, version: CANARY });
+        drNow = { ...dr.spec, subsets: dr.spec.subsets.filter((s: any) => !leftover(s)) };
+      }
+      if (!isDeepStrictEqual(drNow, seg.expectedDr.spec))
         this.fail(
           `${r.phase} ⇒ DestinationRule as before the rollout`,
           `${JSON.stringify(dr.spec)} ≠ ${JSON.stringify(seg.expectedDr.spec)}; reason: ${r.reason}`,
