@@ -65,6 +65,13 @@ export const KNOWN_DEFECTS = {
    * the canary's labels is let pass when none existed before.
    */
   createdSubsetLostOnConflict: true,
+  /**
+   * Found by this test (seed 5072 of the soak): a tick decides the next step and saves it unapplied;
+   * a `promote` carried out before the step is written moves the stage on again, so the cluster goes
+   * from the previous weight straight to the one after (a step skipped). While true: a skip of one
+   * step is let pass when a promote command was carried out.
+   */
+  promoteSkipsUnappliedStep: true,
 } as const;
 export type KnownDefects = { -readonly [K in keyof typeof KNOWN_DEFECTS]: boolean };
 
@@ -620,7 +627,8 @@ export class Run {
     try {
       if (verb === 'retry') {
         const old = await this.rollout();
-        if (!old || !isTerminal(old.phase) || this.segments.length >= 3) return;
+        // A CI job retries a rollout that failed or was aborted (a retry of a succeeded one is another story).
+        if (!old || (old.phase !== 'failed' && old.phase !== 'aborted') || this.segments.length >= 3) return;
         // Every check of the ended rollout ran already; the new one starts from the objects as they are.
         await this.checkNow('before retry');
         const before = this.objects();
@@ -746,6 +754,27 @@ export class Run {
     return out;
   }
 
+  /** Every write of the VirtualService since the current rollout began, for a failure's message. */
+  private history(): string {
+    const seg = this.current;
+    const vane = this.world.sim
+      .writeLog()
+      .filter((w) => w.resource === 'virtualservices' && w.name === this.name && w.namespace === NS)
+      .map((w) => ({
+        rv: Number(w.resourceVersion),
+        by: 'vane',
+        route: normalizeRoute(managedRoute(w.body)),
+      }));
+    const other = seg.edits.map((e) => ({ rv: e.rv, by: 'other', route: normalizeRoute(e.route) }));
+    return [...vane, ...other]
+      .filter((x) => x.rv > seg.fromRv)
+      .sort((a, b) => a.rv - b.rv)
+      .map(
+        (x) => `${x.by} ${x.rv} ${x.route.map((d: any) => `${d.destination.subset}=${d.weight}`).join('+')}`,
+      )
+      .join(', ');
+  }
+
   /** Who changed the managed route last: vane, someone else, or nobody since the rollout began. */
   private lastChangeBy(seg: Segment): 'vane' | 'other' | undefined {
     const log = this.world.sim
@@ -804,7 +833,12 @@ export class Run {
         );
     }
     // 3. No weight step applied twice or skipped.
-    this.checkSteps(changes, when);
+    const promoted =
+      this.known.promoteSkipsUnappliedStep &&
+      (await this.checkStore.events(seg.id, { limit: 1000 })).some(
+        (e) => e.type === 'command' && e.reason.startsWith('promote '),
+      );
+    this.checkSteps(changes, when, promoted);
     // 4. Every non-terminal rollout has a live tick; the terminal ones left the objects as they must.
     for (const s of this.segments) {
       const r = await this.rollout(s.id);
@@ -814,13 +848,13 @@ export class Run {
     }
   }
 
-  private checkSteps(changes: RouteChange[], when: string): void {
+  private checkSteps(changes: RouteChange[], when: string, promoted = false): void {
     const steps = this.scenario.steps;
     let at = -1; // index of the step last applied
     let ended: 'promoted' | 'rolled back' | undefined;
     const vane = changes.filter((c) => c.by === 'vane');
     const what = () =>
-      `vane's route changes (canary/stable): ${vane.map((x) => `${x.canary ?? '-'}/${x.stable ?? '-'}`).join(', ')}; steps ${JSON.stringify(steps)}`;
+      `route changes (by rv canary/stable): ${changes.map((x) => `${x.by} ${x.rv} ${x.canary ?? '-'}/${x.stable ?? '-'}`).join(', ')}; steps ${JSON.stringify(steps)}; every VirtualService write since rv ${this.current.fromRv}: ${this.history()}`;
     for (const c of vane) {
       const stableOnly = c.canary === undefined && c.stable === 100;
       const canaryOnly = c.stable === undefined && c.canary === 100;
@@ -834,6 +868,12 @@ export class Run {
       }
       if (c.canary === steps[at + 1]) {
         at += 1;
+        continue;
+      }
+      // the split before the first step (a change only when the route had no stable destination)
+      if (at < 0 && c.canary === 0) continue;
+      if (promoted && c.canary === steps[at + 2]) {
+        at += 2; // KNOWN_DEFECTS.promoteSkipsUnappliedStep
         continue;
       }
       const earlier = steps.slice(0, at + 1).includes(c.canary ?? -1);
