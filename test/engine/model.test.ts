@@ -45,7 +45,7 @@ describe('model-based test of the rollout engine', () => {
         numRuns: RUNS,
         ...(PATH ? { path: PATH } : {}),
         // shrinking reruns whole rollouts; keep it bounded so a failure reports within the test's time
-        interruptAfterTimeLimit: 600_000,
+        interruptAfterTimeLimit: 240_000,
         verbose: 1,
       });
     } catch (e) {
@@ -53,5 +53,5 @@ describe('model-based test of the rollout engine', () => {
         `model test failed with VANE_MODEL_SEED=${SEED} (rerun: VANE_MODEL_SEED=${SEED} npx vitest run test/engine/model.test.ts; add VANE_MODEL_PATH=<path printed below> for the one case)\n${(e as Error).message}`,
       );
     }
-  }, 900_000);
+  }, 330_000);
 });
