@@ -3,10 +3,11 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RolloutError } from '../rollouts/errors.ts';
+import { COMMAND_PHASES } from '../rollouts/phases.ts';
 import { describeIssues } from '../zod-issues.ts';
 import { registerAnalyze } from './analyze.ts';
 import { authenticate } from './auth/authenticate.ts';
-import { requireScope } from './auth/require-scope.ts';
+import { principalOf, requireScope } from './auth/require-scope.ts';
 import { TokenTable } from './auth/tokens.ts';
 import { registerBacktest } from './backtest.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
@@ -27,6 +28,8 @@ import { registerGetRollout } from './rollouts/get.ts';
 import { registerListRollouts } from './rollouts/list.ts';
 import { rolloutNamespace } from './rollouts/namespace.ts';
 import { registerTemplates } from './templates/routes.ts';
+import { registerUi } from './ui/route.ts';
+import { registerWhoami } from './whoami.ts';
 
 export type App = OpenAPIHono<AppEnv>;
 
@@ -152,6 +155,8 @@ export function newApp(deps: ApiDeps): App {
     registerAnalyze(app, ctx);
     registerBacktest(app, ctx);
     registerAlertmanagerHook(app, ctx, { tokens });
+    registerWhoami(app, principalOf);
+    registerUi(app, { commandPhases: COMMAND_PHASES });
   }
 
   registerDocs(app);

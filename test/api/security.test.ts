@@ -41,6 +41,7 @@ function routes(id: string) {
     { method: 'PUT', path: '/api/v1/templates/web', scope: 'admin', body: { spec: {} } },
     { method: 'DELETE', path: '/api/v1/templates/web', scope: 'admin' },
     { method: 'POST', path: '/api/v1/analyze', scope: 'read', body: specFor('scoped-y') },
+    { method: 'GET', path: '/api/v1/whoami', scope: 'read' },
   ] as { method: string; path: string; scope: string; body?: unknown }[];
 }
 
