@@ -18,9 +18,8 @@ import { eventually, startTestRedis } from '../helpers/services.ts';
 
 /**
  * Named reproductions of defects of issue 11 found by the model test (test/engine/model.test.ts).
- * Each is `it.fails` while the defect stands: it passes because its assertion fails. When the fix
- * lands, the test fails: turn it into `it`, and switch the matching KNOWN_DEFECTS off in
- * test/helpers/model.ts.
+ * Each was `it.fails` while its defect stood and became `it` when the fix landed; the matching
+ * KNOWN_DEFECTS switch in test/helpers/model.ts is off.
  */
 let redis: ManagedProcess;
 let h: EngineHarness;
@@ -39,8 +38,8 @@ const vsOf = (name: string) => h.sim.getObject(VS, 'VirtualService', 'shop', nam
 const drOf = (name: string) => h.sim.getObject(VS, 'DestinationRule', 'shop', name);
 const phaseOf = async (id: string) => (await h.domain.ctx.store.get(id))?.phase;
 
-describe('regressions of issue 11 (known defects: it.fails until fixed)', () => {
-  it.fails('#1 an abort during a relabel promotion whose VirtualService write fails ends with the stable subset selecting the stable pods again', async () => {
+describe('regressions of issue 11 (fixed defects)', () => {
+  it('#1 an abort during a relabel promotion whose VirtualService write fails ends with the stable subset selecting the stable pods again', async () => {
     seedTarget(h.sim, 'relabel');
     const drBefore = drOf('relabel');
     const { rollout } = await startRollout({
@@ -73,7 +72,7 @@ describe('regressions of issue 11 (known defects: it.fails until fixed)', () => 
     expect(drOf('relabel').spec).toEqual(drBefore.spec);
   });
 
-  it.fails('#2 an abort restores a canary subset that existed before the rollout, labels and all', async () => {
+  it('#2 an abort restores a canary subset that existed before the rollout, labels and all', async () => {
     seedTarget(h.sim, 'presub');
     const dr = drOf('presub');
     dr.spec.subsets.push({ name: 'v2', labels: { app: 'presub', version: 'v2', track: 'old' } });
@@ -87,7 +86,7 @@ describe('regressions of issue 11 (known defects: it.fails until fixed)', () => 
     expect(drOf('presub').spec).toEqual(drBefore.spec);
   });
 
-  it.fails('#3 a rollout paused while pending can still be aborted, and ends', async () => {
+  it('#3 a rollout paused while pending can still be aborted, and ends', async () => {
     // A second engine with no worker yet, so the rollout stays pending while the commands arrive.
     const idle = await startEngineHarness({ redisUrl: redis.url, provider, noWorker: true });
     const blocking = connectRedis(redis.url, { role: 'worker' });
