@@ -30,7 +30,8 @@ const BacktestBodySchema = z
       .optional()
       .openapi({ description: "The stable subset's pod labels; default: read from the DestinationRule" }),
     scrapeInterval: z.string().max(16).optional().openapi({
-      description: "Prometheus's scrape interval; the step is never shorter (default 15s)",
+      description:
+        "Prometheus's scrape interval; the step is never shorter (default: measured from the stable's samples, else 15s)",
       example: '30s',
     }),
   })

@@ -6,7 +6,7 @@ import { judgeRelative } from './judges/relative.ts';
 import { judgeThreshold } from './judges/threshold.ts';
 import { compileQuery, renderQuery } from './render.ts';
 import { type CompiledCheck, compileChecks, type MetricCheck, type MetricCheckInput } from './spec.ts';
-import { BUILTIN_TEMPLATES, type Reporter } from './templates.ts';
+import { BUILTIN_TEMPLATES, istioSelector, type Reporter } from './templates.ts';
 import type { AnalysisContext, MetricProvider, QueryResult } from './types.ts';
 
 /** Prometheus refuses a range query of more than 11,000 points per series. */
@@ -35,7 +35,10 @@ export interface BacktestOptions {
   end: Date;
   /** Time between evaluations: the rollout's step interval (each step ends with a full analysis). */
   stepSeconds: number;
-  /** Prometheus's scrape interval: the step is never shorter. Default 15 (Prometheus's default). */
+  /**
+   * Prometheus's scrape interval: the step is never shorter. Default: measured from the stable's
+   * istio_requests_total samples in the window's last hour, else 15 (Prometheus's default).
+   */
   scrapeIntervalSeconds?: number;
   minRequests?: number;
   reporter?: Reporter;
@@ -155,6 +158,38 @@ async function rangeInChunks(
   return out;
 }
 
+const COMMON_INTERVALS = [1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600];
+
+/**
+ * The interval between the stable's samples, from how many istio_requests_total samples its busiest
+ * series has in the last hour of the window; undefined when there are none (or no Istio labels).
+ */
+async function sampleInterval(o: BacktestOptions): Promise<number | undefined> {
+  let q: string;
+  try {
+    q = `max(count_over_time(istio_requests_total{${istioSelector(o.ctx, o.ctx.stable, o.reporter ?? 'source')}}[1h]))`;
+  } catch {
+    return undefined;
+  }
+  try {
+    const timeout = AbortSignal.timeout(o.callTimeoutMs ?? 30_000);
+    const r = await o.provider.query(q, {
+      time: o.end,
+      signal: o.signal ? AbortSignal.any([o.signal, timeout]) : timeout,
+    });
+    const n = r.type === 'vector' ? r.series[0]?.value : undefined;
+    if (n === undefined || n < 2) return undefined;
+    // A range includes both its ends, and scrapes jitter: snap to the usual intervals.
+    const raw = 3600 / n;
+    return COMMON_INTERVALS.reduce((best, c) =>
+      Math.abs(c - raw) / c < Math.abs(best - raw) / best ? c : best,
+    );
+  } catch (e) {
+    if (o.signal?.aborted) throw e;
+    return undefined; // the range queries will say what is wrong with Prometheus
+  }
+}
+
 /** "Tuesday 14:05" (UTC unless told): a reader's way to name a time in the last weeks. */
 export function whenOf(ms: number, timeZone = 'UTC'): string {
   const f = new Intl.DateTimeFormat('en-GB', {
@@ -197,11 +232,18 @@ function crossed(check: CompiledCheck, value: number): string {
  */
 export async function backtest(o: BacktestOptions): Promise<BacktestReport> {
   const notes: string[] = [];
-  const scrape = o.scrapeIntervalSeconds ?? 15;
+  const measured = o.scrapeIntervalSeconds === undefined ? await sampleInterval(o) : undefined;
+  const scrape = o.scrapeIntervalSeconds ?? measured ?? 15;
+  const source =
+    o.scrapeIntervalSeconds !== undefined
+      ? ''
+      : measured !== undefined
+        ? ', measured from the data'
+        : ', assumed';
   let step = Math.max(1, Math.round(o.stepSeconds));
   if (step < scrape) {
     notes.push(
-      `step raised from ${step}s to the scrape interval (${scrape}s): a shorter step repeats samples`,
+      `step raised from ${step}s to the scrape interval (${scrape}s${source}): a shorter step repeats samples`,
     );
     step = scrape;
   }

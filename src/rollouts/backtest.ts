@@ -18,7 +18,7 @@ export interface BacktestRun {
   end: Date;
   /** Pod labels of the stable subset; default: read from the DestinationRule in the cluster. */
   stableLabels?: Record<string, string>;
-  /** Prometheus's scrape interval in seconds (the step is never shorter). Default 15. */
+  /** Prometheus's scrape interval in seconds (the step is never shorter). Default: measured from the stable's samples, else 15. */
   scrapeIntervalSeconds?: number;
   signal?: AbortSignal;
 }

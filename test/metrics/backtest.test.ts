@@ -102,6 +102,19 @@ describe('backtest against a real Prometheus holding a week of history', () => {
     expect(r.notes[0]).toMatch(/step raised from 10s to the scrape interval \(60s\)/);
   });
 
+  it('without a scrape interval, measures it from the data (one sample a minute here)', async () => {
+    const r = await backtest({
+      provider,
+      checks: [HISTORY_CHECKS[0]!],
+      ctx: HISTORY_CTX,
+      start: new Date(END - 3_600_000),
+      end: new Date(END),
+      stepSeconds: 10,
+    });
+    expect(r.stepSeconds).toBe(60);
+    expect(r.notes[0]).toMatch(/step raised from 10s to the scrape interval \(60s, measured from the data\)/);
+  });
+
   it('every range query has a deadline', async () => {
     await expect(
       backtest({

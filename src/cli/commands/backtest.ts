@@ -27,7 +27,10 @@ export function withBacktestOptions(cmd: Command): Command {
       '--stable-labels <k=v,...>',
       "--backtest: the stable's pod labels (default: read from the DestinationRule in the cluster)",
     )
-    .option('--scrape-interval <duration>', "--backtest: Prometheus's scrape interval (default 15s)");
+    .option(
+      '--scrape-interval <duration>',
+      "--backtest: Prometheus's scrape interval (default: measured from the data, else 15s)",
+    );
 }
 
 /** Readable text: the verdict, then one row per metric. */
