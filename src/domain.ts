@@ -13,6 +13,7 @@ import type { Logger } from './observability/logger.ts';
 import type { Recorder } from './observability/recorder.ts';
 import type { Redis } from './redis.ts';
 import { createRolloutAnalyzer, type TargetFactsReader } from './rollouts/analyzer.ts';
+import { createBacktestRunner } from './rollouts/backtest.ts';
 import type { DomainContext } from './rollouts/context.ts';
 import type { RolloutSpec } from './rollouts/spec.ts';
 import { RolloutStore } from './rollouts/store.ts';
@@ -146,6 +147,7 @@ export function buildDomain(opts: DomainOptions): Domain {
         }
       : {}),
     analyzer: createRolloutAnalyzer({ provider: counted, facts }),
+    ...(counted ? { backtest: createBacktestRunner({ provider: counted, facts }) } : {}),
     scheduler: ticks,
     recorder,
     logger,

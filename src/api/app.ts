@@ -9,12 +9,14 @@ import { registerAnalyze } from './analyze.ts';
 import { authenticate } from './auth/authenticate.ts';
 import { principalOf, requireScope } from './auth/require-scope.ts';
 import { TokenTable } from './auth/tokens.ts';
+import { registerBacktest } from './backtest.ts';
 import type { ApiDeps, AppEnv } from './context.ts';
 import { registerDocs } from './docs.ts';
 import { ApiError, type ErrorCode, envelope, isRedisUnavailable } from './errors.ts';
 import { registerHealthz } from './health/healthz.ts';
 import { registerMetrics } from './health/metrics.ts';
 import { registerReadyz } from './health/readyz.ts';
+import { registerAlertmanagerHook } from './hooks/alertmanager.ts';
 import { isSignedDoor, registerSignedDoors } from './hooks/index.ts';
 import { bodySize, jsonDepth, requestTimeout } from './middleware/limits.ts';
 import { rateLimit } from './middleware/rate-limit.ts';
@@ -151,6 +153,8 @@ export function newApp(deps: ApiDeps): App {
     registerRolloutCommands(app, ctx);
     registerTemplates(app, ctx);
     registerAnalyze(app, ctx);
+    registerBacktest(app, ctx);
+    registerAlertmanagerHook(app, ctx, { tokens });
     registerWhoami(app, principalOf);
     registerUi(app, { commandPhases: COMMAND_PHASES });
   }

@@ -37,8 +37,8 @@ interface Side {
   run(signal: AbortSignal): Promise<number>;
 }
 
-/** The PromQL of a check for one subset; throws MetricError('config') when it cannot be rendered. */
-function promqlFor(
+/** The PromQL of a check for one subset (used by the backtest too); throws MetricError('config') when it cannot be rendered. */
+export function promqlFor(
   check: CompiledCheck,
   ctx: AnalysisContext,
   subject: 'canary' | 'stable',
@@ -169,11 +169,20 @@ async function evaluate(
   }
 }
 
-/** Worst first: any fail → fail; else any inconclusive → inconclusive; else pass (an empty list passes). */
+/**
+ * Worst first over the checks that count: any fail → fail; else any inconclusive → inconclusive;
+ * else pass. Dry-run results never count, so an empty list, or one of dry-run checks only, passes.
+ */
 export function overallVerdict(results: readonly MetricResult[]): Verdict {
-  if (results.some((r) => r.verdict === 'fail')) return 'fail';
-  if (results.some((r) => r.verdict === 'inconclusive')) return 'inconclusive';
+  const counted = results.filter((r) => !r.dryRun);
+  if (counted.some((r) => r.verdict === 'fail')) return 'fail';
+  if (counted.some((r) => r.verdict === 'inconclusive')) return 'inconclusive';
   return 'pass';
+}
+
+/** The results that decide: every one but the dry-run checks'. */
+export function decisive(results: readonly MetricResult[]): MetricResult[] {
+  return results.filter((r) => !r.dryRun);
 }
 
 function withTimeout<T>(
@@ -197,7 +206,8 @@ function withTimeout<T>(
  * Runs every check in parallel (each within its budget), the sample-size gate, and returns every
  * result with the overall verdict. Missing data never passes: no values, too few requests or an
  * unreachable Prometheus give "inconclusive". A failed check fails the analysis (critical or not;
- * `critical` marks the checks the guard runs between steps).
+ * `critical` marks the checks the guard runs between steps). A dry-run check is run and judged the
+ * same way and marked `dryRun`; the verdict leaves it out, whatever it says, errors included.
  */
 export async function runAnalysis(o: RunAnalysisOptions): Promise<AnalysisReport> {
   const started = Date.now();
@@ -221,6 +231,7 @@ export async function runAnalysis(o: RunAnalysisOptions): Promise<AnalysisReport
             name,
             critical: (c as { critical?: boolean }).critical ?? false,
             verdict: 'inconclusive' as const,
+            ...((c as { dryRun?: boolean }).dryRun ? { dryRun: true } : {}),
             reason: 'config',
             message: r.issues.map((x) => `${x.path}: ${x.message}`).join('; '),
           },
@@ -299,6 +310,8 @@ export async function runAnalysis(o: RunAnalysisOptions): Promise<AnalysisReport
       }
     }
   }
+  // Dry-run checks are judged like the others, gate included, and marked so no verdict counts them.
+  results = results.map((r, i) => (selected[i]!.check?.dryRun ? { ...r, dryRun: true } : r));
   return {
     verdict: overallVerdict(results),
     results,

@@ -1,5 +1,5 @@
 /** The public surface of metric analysis: what the rollout engine and the API import. */
-export { overallVerdict, type RunAnalysisOptions, runAnalysis } from './analysis.ts';
+export { decisive, overallVerdict, type RunAnalysisOptions, runAnalysis } from './analysis.ts';
 export { DurationSchema, promDuration } from './duration.ts';
 export { CheckSpecError, isMetricError, MetricError, type MetricErrorCode } from './errors.ts';
 export { mannWhitneyU } from './judges/mann-whitney.ts';

@@ -75,6 +75,11 @@ export const MetricCheckSchema = z
       ),
     /** A failed critical check fails the analysis alone, and is run by the guard between steps. Default false. */
     critical: z.boolean().default(false),
+    /**
+     * Queried, judged, stored and shown like any other check, but never moves the verdict: not the
+     * analysis's, not the failure count, not the guard's (even when critical). Default false.
+     */
+    dryRun: z.boolean().default(false),
     /** A built-in template (request-success-rate, request-duration, request-rate, request-count). */
     template: z.string().optional(),
     /** Options of the template. */
@@ -159,6 +164,8 @@ export type CompiledJudge =
 export interface CompiledCheck {
   name: string;
   critical: boolean;
+  /** Judged and shown, never counted in a verdict. */
+  dryRun: boolean;
   /** Field path in the rollout spec, e.g. analysis.metrics[2]. */
   path: string;
   source:
@@ -274,6 +281,7 @@ export function compileCheck(
     check: {
       name: c.name,
       critical: c.critical,
+      dryRun: c.dryRun,
       path,
       source,
       label,

@@ -56,6 +56,8 @@ export interface MetricResult {
   name: string;
   verdict: Verdict;
   critical: boolean;
+  /** A dry-run check: judged and shown, never counted in the report's verdict. */
+  dryRun?: boolean;
   /** The canary's value (when one was measured). */
   value?: number;
   /** The stable's value for relative judges. */

@@ -12,6 +12,8 @@ export interface PayloadMetric {
   name: string;
   verdict: MetricResult['verdict'];
   critical: boolean;
+  /** A dry-run check: judged and shown, never counted. */
+  dryRun?: true;
   value: number | null;
   stableValue: number | null;
   thresholds: Record<string, number | string>;
@@ -91,6 +93,7 @@ function metric(m: MetricResult): PayloadMetric {
     name: m.name,
     verdict: m.verdict,
     critical: m.critical,
+    ...(m.dryRun ? { dryRun: true as const } : {}),
     value: m.value ?? null,
     stableValue: m.stableValue ?? null,
     thresholds: m.bounds ?? {},

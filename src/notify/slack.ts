@@ -64,12 +64,24 @@ export function rolloutTitle(r: Rollout): string {
   return `${t.namespace}/${t.virtualService} ${r.spec.canary.labels.version ?? r.spec.canary.subset}`;
 }
 
+/** The failing checks that count; dry-run ones never explain a failure. */
 function failingMessages(r: Rollout, e: RolloutEvent): { messages: string[]; total: number } {
-  const results = e.results ?? r.lastAnalysis?.results ?? [];
+  const results = (e.results ?? r.lastAnalysis?.results ?? []).filter((m) => !m.dryRun);
   return {
     messages: results.filter((m) => m.verdict === 'fail').map((m) => m.message),
     total: results.length,
   };
+}
+
+/** A check's sentence, marked when it is a dry run (judged and shown, never counted). */
+export function checkLine(m: { message: string; dryRun?: boolean }): string {
+  return m.dryRun ? `${m.message} (dry run)` : m.message;
+}
+
+/** "; dry run: p99 latency 812ms > 500ms (dry run)" for the dry-run checks that did not pass. */
+function dryRunNote(e: RolloutEvent): string {
+  const dry = (e.results ?? []).filter((m) => m.dryRun && m.verdict !== 'pass');
+  return dry.length ? `; dry run, not counted: ${dry.map((m) => m.message).join('; ')}` : '';
 }
 
 /** The engine's reasons repeat the failing values after a colon; keep only the part before them. */
@@ -123,9 +135,9 @@ export function summarize(r: Rollout, e: RolloutEvent): string {
     case 'analysis': {
       if (e.verdict === 'fail') {
         const { messages, total } = failingMessages(r, e);
-        return `${who} analysis failed at ${r.weights.canary}%: ${messages.join('; ') || e.reason} (${messages.length} of ${total} checks failed)`;
+        return `${who} analysis failed at ${r.weights.canary}%: ${messages.join('; ') || e.reason} (${messages.length} of ${total} checks failed)${dryRunNote(e)}`;
       }
-      return `${who} ${e.reason}`;
+      return `${who} ${e.reason}${dryRunNote(e)}`;
     }
     case 'subset':
       return `${who}: ${e.reason}`;
@@ -287,7 +299,7 @@ export function slackMessage(r: Rollout, e: RolloutEvent, severity: Severity = s
   if (failing.length > 0) {
     fields.push({
       type: 'mrkdwn',
-      text: truncate(`*Checks*\n${failing.map((m) => `• ${escapeSlack(m.message)}`).join('\n')}`, 2000),
+      text: truncate(`*Checks*\n${failing.map((m) => `• ${escapeSlack(checkLine(m))}`).join('\n')}`, 2000),
     });
   }
   const md = r.spec.metadata;

@@ -493,7 +493,9 @@ async function progress(ctx: DomainContext, r0: Rollout, now: number): Promise<T
     for (const m of report.results) ctx.recorder.recordAnalysis(m.name, m.verdict);
     if (need === 'full') {
       obs.analysis = report.verdict;
-      obs.guard = report.results.some((m) => m.critical && m.verdict === 'fail') ? 'fail' : 'pass';
+      obs.guard = report.results.some((m) => m.critical && !m.dryRun && m.verdict === 'fail')
+        ? 'fail'
+        : 'pass';
     } else obs.guard = report.verdict;
   }
   const d = decide(
@@ -642,7 +644,8 @@ function describeTraffic(r: Rollout): string {
 
 /** "a critical check failed: success-rate 91.2% < 99%" — the failing values in the reason itself. */
 function explain(reason: string, report?: AnalysisReport): string {
-  const failing = report?.results.filter((m) => m.verdict !== 'pass').map((m) => m.message) ?? [];
+  const failing =
+    report?.results.filter((m) => !m.dryRun && m.verdict !== 'pass').map((m) => m.message) ?? [];
   return failing.length ? `${reason}: ${failing.join('; ')}` : reason;
 }
 

@@ -22,6 +22,8 @@ const OutboundUrl = z.url({ protocol: /^https?$/ }).superRefine((url, ctx) => {
   if (why) ctx.addIssue({ code: 'custom', message: `vane does not send to this URL: ${why}` });
 });
 
+import { AlertPolicySchema } from './alert-policy.ts';
+
 const Name = z
   .string()
   .min(1)
@@ -114,6 +116,8 @@ export const AnalysisSchema = z.strictObject({
   /** PromQL counting the canary's requests in the window, instead of the request-count template. */
   requestCountQuery: z.string().min(1).optional(),
   metrics: z.array(MetricCheckSchema).max(50).default([]),
+  /** What a firing Alertmanager alert about this rollout does (POST /api/v1/hooks/alertmanager). Default: roll back. */
+  alerts: AlertPolicySchema.optional(),
   /** How long each wait may last before rollback. */
   deadlines: z
     .strictObject({

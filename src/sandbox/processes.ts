@@ -149,6 +149,12 @@ export interface PrometheusOptions {
   targets: ScrapeTarget[];
   /** Default 1s. */
   scrapeInterval?: string;
+  /** A rule file's YAML (recording and alerting rules), evaluated every scrape interval. */
+  rules?: string;
+  /** Alertmanagers (host:port) that firing alerts are sent to. */
+  alertmanagers?: string[];
+  /** How long samples are kept. Default 1h. */
+  retention?: string;
 }
 
 /** Starts a private Prometheus scraping the given targets (installing the Debian package when missing and allowed). */
@@ -157,6 +163,9 @@ export async function startPrometheus({
   port,
   targets,
   scrapeInterval = '1s',
+  rules,
+  alertmanagers = [],
+  retention = '1h',
 }: PrometheusOptions): Promise<ManagedProcess> {
   ensureCommand('prometheus', 'prometheus');
   mkdirSync(join(dir, 'data'), { recursive: true });
@@ -165,6 +174,15 @@ export async function startPrometheus({
     'global:',
     `  scrape_interval: ${scrapeInterval}`,
     `  evaluation_interval: ${scrapeInterval}`,
+    ...(rules ? ['rule_files:', `  - ${JSON.stringify(join(dir, 'rules.yml'))}`] : []),
+    ...(alertmanagers.length
+      ? [
+          'alerting:',
+          '  alertmanagers:',
+          '    - static_configs:',
+          `        - targets: ${JSON.stringify(alertmanagers)}`,
+        ]
+      : []),
     'scrape_configs:',
     ...targets.flatMap((t) => [
       `  - job_name: ${JSON.stringify(t.job)}`,
@@ -175,17 +193,45 @@ export async function startPrometheus({
   ].join('\n');
   const configFile = join(dir, 'prometheus.yml');
   writeFileSync(configFile, `${config}\n`);
+  if (rules) writeFileSync(join(dir, 'rules.yml'), rules);
   const url = `http://127.0.0.1:${p}`;
   const args = [
     `--config.file=${configFile}`,
     `--storage.tsdb.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${p}`,
     '--web.enable-lifecycle',
-    '--storage.tsdb.retention.time=1h',
+    `--storage.tsdb.retention.time=${retention}`,
     '--log.level=warn',
   ];
   const ready = async () => (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) })).ok;
   return startManaged('prometheus', args, p, url, ready, 60_000);
+}
+
+export interface AlertmanagerOptions {
+  dir: string;
+  port?: number;
+  /** The alertmanager.yml (routes and receivers). */
+  config: string;
+}
+
+/** Starts a private Alertmanager (Debian's prometheus-alertmanager) with clustering off, on a free port. */
+export async function startAlertmanager({ dir, port, config }: AlertmanagerOptions): Promise<ManagedProcess> {
+  ensureCommand('prometheus-alertmanager', 'prometheus-alertmanager');
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  const p = port ?? (await freePort());
+  const configFile = join(dir, 'alertmanager.yml');
+  writeFileSync(configFile, config);
+  const url = `http://127.0.0.1:${p}`;
+  const args = [
+    `--config.file=${configFile}`,
+    `--storage.path=${join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${p}`,
+    // An empty address turns the gossip cluster off: no port of its own, no peers.
+    '--cluster.listen-address=',
+    '--log.level=warn',
+  ];
+  const ready = async () => (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) })).ok;
+  return startManaged('prometheus-alertmanager', args, p, url, ready, 60_000);
 }
 
 function tcpAnswers(port: number, send: string, expect: string): Promise<boolean> {

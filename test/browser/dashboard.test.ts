@@ -51,7 +51,8 @@ const METRICS = {
   failureThreshold: 1,
   metrics: [
     { name: 'success-rate', template: 'request-success-rate', critical: true, thresholdRange: { min: 99 } },
-    { name: 'p99-latency', template: 'request-duration', thresholdRange: { max: 500 } },
+    // Dry run: judged and shown (marked in the analysis table), never counted.
+    { name: 'p99-latency', template: 'request-duration', dryRun: true, thresholdRange: { max: 500 } },
   ],
 };
 
@@ -204,6 +205,12 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
     const success = page.locator('table.analysis tr[data-metric="success-rate"] td');
     expect(await success.nth(2).textContent()).toBe('≥ 99');
     expect(await success.nth(3).textContent()).toBe('pass');
+    expect(await page.locator('table.analysis tr[data-metric="p99-latency"] th').textContent()).toBe(
+      'p99-latency dry run',
+    );
+    expect(await page.locator('table.analysis tr[data-metric="success-rate"] th').textContent()).toBe(
+      'success-rate critical',
+    );
     await expect
       .poll(() => page.locator('table.analysis caption').textContent())
       .toMatch(/canary requests in the window: 1200 \(minimum 100\)/);

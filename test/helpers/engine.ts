@@ -11,7 +11,11 @@ import { createRolloutAnalyzer } from '../../src/rollouts/analyzer.ts';
 import type { RolloutAnalyzer } from '../../src/rollouts/context.ts';
 import type { Rollout } from '../../src/rollouts/model.ts';
 import { isTerminal } from '../../src/rollouts/phases.ts';
-import { type KubeSimulator, startKubeSimulator } from '../../src/sandbox/kube/index.ts';
+import {
+  type KubeSimulator,
+  type KubeSimulatorOptions,
+  startKubeSimulator,
+} from '../../src/sandbox/kube/index.ts';
 import { startWorkers, type WorkerPool } from '../../src/workers/runtime.ts';
 import { tickProcessor } from '../../src/workers/ticks.ts';
 import { buildTestDomain, type TestDomain } from './domain.ts';
@@ -145,10 +149,12 @@ export async function startEngineHarness(opts: {
   concurrency?: number;
   /** Run no worker in this process (the test starts worker processes). Default false. */
   noWorker?: boolean;
+  /** Options of the kube simulator (e.g. `pods: true` for the sandbox's pod runtime). Default none. */
+  sim?: Omit<KubeSimulatorOptions, 'log'>;
   /** Gates, approvals and notifications (webhooks and their queue) as in production. Default false. */
   notify?: { secrets?: Record<string, string> };
 }): Promise<EngineHarness> {
-  const sim = await startKubeSimulator({ log: () => {} });
+  const sim = await startKubeSimulator({ ...opts.sim, log: () => {} });
   const kubeConfig = sim.kubeConfig();
   const router = createKubeRouters({ kubeConfig, timeoutMs: 5_000, backoffMs: 20 });
   const clients = createKubeClients({ kubeConfig, timeoutMs: 5_000 });

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type ManagedProcess,
+  type PrometheusOptions,
   type ScrapeTarget,
+  startAlertmanager,
   startPrometheus,
   startRedisServer,
 } from '../../src/sandbox/processes.ts';
@@ -42,9 +44,24 @@ export async function startTestRedis(): Promise<ManagedProcess> {
 export async function startTestPrometheus(
   targets: ScrapeTarget[],
   scrapeInterval = '1s',
+  more: Omit<PrometheusOptions, 'dir' | 'targets' | 'scrapeInterval'> & {
+    /** Fills the data folder before Prometheus starts (e.g. with promtool's blocks). */
+    prepare?: (dataDir: string) => void;
+  } = {},
 ): Promise<ManagedProcess> {
   const dir = mkdtempSync(join(runDir(), 'prometheus-'));
-  return tracked(await startPrometheus({ dir, targets, scrapeInterval }), dir);
+  const { prepare, ...opts } = more;
+  if (prepare) {
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    prepare(join(dir, 'data'));
+  }
+  return tracked(await startPrometheus({ dir, targets, scrapeInterval, ...opts }), dir);
+}
+
+/** A private Alertmanager on a free port, clustering off, with the given alertmanager.yml. */
+export async function startTestAlertmanager(config: string): Promise<ManagedProcess> {
+  const dir = mkdtempSync(join(runDir(), 'alertmanager-'));
+  return tracked(await startAlertmanager({ dir, config }), dir);
 }
 
 /** Polls `fn` until it returns a value other than undefined, or throws after `timeoutMs`. */

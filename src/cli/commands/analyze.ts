@@ -5,8 +5,9 @@ import { clientOf, collect, examples, withClientOptions } from '../common.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { emit, paint } from '../output.ts';
 import { parseLabels, readInputFile } from '../spec-input.ts';
+import { type BacktestFlags, runBacktest, withBacktestOptions } from './backtest.ts';
 
-interface AnalyzeFlags {
+interface AnalyzeFlags extends BacktestFlags {
   file?: string[];
   namespace: string;
   virtualService?: string;
@@ -94,7 +95,7 @@ async function offline(files: string[], target: MeshTarget): Promise<AnalysisRep
 }
 
 export function registerAnalyze(program: Command): void {
-  const analyze = withClientOptions(program.command('analyze'))
+  const analyze = withBacktestOptions(withClientOptions(program.command('analyze')))
     .description('check a rollout target before a rollout: through the API, or offline on YAML files with -f')
     .option(
       '-f, --file <file>',
@@ -123,12 +124,17 @@ Like istioctl analyze, for one rollout target: the VirtualService and Destinatio
 managed routes and subsets are there, weights add up, no other VirtualService claims the host, the
 canary labels select pods. Without -f the API checks the cluster vane works on (POST /api/v1/analyze).
 
+With --backtest, the rollout spec's metric checks are replayed over past traffic with the stable
+version on both sides (POST /api/v1/analyze/backtest): how often would they have failed a release
+identical to stable? Exit 1 when an identical release would have been rolled back.
+
 Exit codes:
   0  no errors (warnings allowed)
   1  errors found
   2  bad usage, an unreadable file, or an API error`,
     )
     .action(async (o: AnalyzeFlags, cmd: Command) => {
+      if (o.backtest !== undefined) return runBacktest(o, cmd);
       const target = targetOf(o);
       let report: ReportView;
       let output: 'table' | 'json' | 'yaml';
@@ -164,5 +170,7 @@ Exit codes:
     analyze,
     'vane analyze -n bookinfo --virtual-service reviews --stable v1 --canary v2 --canary-labels version=v2',
     'vane analyze -f vs.yaml -f dr.yaml -f deploy.yaml -n bookinfo --virtual-service reviews --stable v1 --canary v2',
+    'vane analyze --backtest 7d -f rollout.yaml',
+    'vane analyze --backtest 7d --template reviews',
   );
 }

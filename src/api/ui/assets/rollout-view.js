@@ -86,7 +86,14 @@ export function renderAnalysis(report, now) {
         h(
           'tr',
           { dataset: { metric: m.name } },
-          h('th', { scope: 'row' }, m.name, m.critical ? h('span', { class: 'sub' }, ' critical') : null),
+          h(
+            'th',
+            { scope: 'row' },
+            m.name,
+            m.critical ? h('span', { class: 'sub' }, ' critical') : null,
+            // Judged and shown, never counted in the verdict.
+            m.dryRun ? h('span', { class: 'sub' }, ' dry run') : null,
+          ),
           h('td', { class: 'num' }, formatValue(m.value)),
           h('td', { class: 'num' }, formatValue(m.stableValue)),
           h('td', {}, formatBounds(m.bounds)),
