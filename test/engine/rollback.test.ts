@@ -163,20 +163,22 @@ describe('rollback tells the truth (issue 11)', () => {
       input: canarySpec('broken', { strategy: { type: 'canary', steps: [20, 40, 60], stepInterval: '1s' } }),
     });
     await eventually(async () => (canaryWeightOf(vsOf('broken')) === 20 ? true : undefined));
-    // the stored rollout cannot be read for a while: every read of it throws
+    // the stored rollout cannot be read for a while: every read of it throws. Its version moves too,
+    // so a tick that read it just before cannot save over the broken document.
     const key = `${h.domain.prefix}:r:rollout:${rollout.id}`;
-    const saved = (await h.domain.redis.eval(
-      "local d = redis.call('HGET', KEYS[1], 'doc'); redis.call('HSET', KEYS[1], 'doc', '{broken'); return d",
+    const [saved, version] = (await h.domain.redis.eval(
+      "local d = redis.call('HGET', KEYS[1], 'doc'); local v = redis.call('HGET', KEYS[1], 'v'); redis.call('HSET', KEYS[1], 'doc', '{broken'); redis.call('HINCRBY', KEYS[1], 'v', 1000); return {d, v}",
       1,
       key,
-    )) as string;
+    )) as [string, string];
     await expect(get(rollout.id)).rejects.toThrow();
     await sleep(1_500);
     await h.domain.redis.eval(
-      "if redis.call('HGET', KEYS[1], 'doc') == '{broken' then redis.call('HSET', KEYS[1], 'doc', ARGV[1]) end",
+      "if redis.call('HGET', KEYS[1], 'doc') == '{broken' then redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'v', ARGV[2]) end",
       1,
       key,
       saved,
+      version,
     );
     const done = await h.settle(rollout.id, 30_000);
     expect(done.phase).toBe('succeeded');
