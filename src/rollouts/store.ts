@@ -75,6 +75,17 @@ export type CreateResult =
   | { status: 'idempotent'; id: string }
   | { status: 'busy'; id: string; object: 'VirtualService' | 'DestinationRule' };
 
+/** A stored rollout before parsing: its compare-and-set version and its JSON document. */
+export interface StoredRollout {
+  version: number;
+  doc: string;
+}
+
+/** The rollout of a stored document. */
+export function parseStored({ version, doc }: StoredRollout): Rollout {
+  return { ...(JSON.parse(doc) as Rollout), version };
+}
+
 export interface ListQuery {
   namespace?: string;
   phase?: Phase;
@@ -149,9 +160,20 @@ export class RolloutStore {
   }
 
   async get(id: string): Promise<Rollout | undefined> {
+    const stored = await this.getStored(id);
+    return stored && parseStored(stored);
+  }
+
+  /**
+   * A rollout as Redis holds it, unparsed: its version and its JSON document, read in one round
+   * trip. Every write of the document bumps the version in the same script (compare-and-set), so
+   * the pair names one state; a reader that keeps what it built from a document (the API's
+   * answer) can reuse it while the stored document is unchanged.
+   */
+  async getStored(id: string): Promise<StoredRollout | undefined> {
     const [v, doc] = await this.redis.hmget(this.rolloutKey(id), 'v', 'doc');
     if (!v || !doc) return undefined;
-    return { ...(JSON.parse(doc) as Rollout), version: Number(v) };
+    return { version: Number(v), doc };
   }
 
   /** The stored version alone (cheap: to see whether a command arrived during a tick). */

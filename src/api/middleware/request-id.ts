@@ -15,11 +15,11 @@ export function requestId({
   header = 'X-Request-Id',
   generate = randomUUID,
 }: RequestIdOptions = {}): MiddlewareHandler {
-  return async function requestIdMiddleware(c, next) {
+  return function requestIdMiddleware(c, next) {
     const given = c.req.header(header);
     const id = given && SAFE.test(given) ? given : generate();
     c.set('requestId', id);
     c.header(header, id);
-    await next();
+    return next();
   };
 }
