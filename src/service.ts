@@ -45,8 +45,17 @@ export async function startService(
   const recorder = new Recorder();
   const connections: Redis[] = [];
   const client = connectRedis(config.redisUrl, { role: 'client', name: `vane-${role}` });
-  connections.push(client);
-  const domain: Domain = buildDomain({ config, redis: client, logger: log, recorder });
+  // The queues get a connection of their own: BullMQ's scripts on the API's connection would be
+  // copied onto every auto-pipelined batch of its reads (see DomainOptions.queueRedis).
+  const queueClient = connectRedis(config.redisUrl, { role: 'client', name: `vane-${role}-queues` });
+  connections.push(client, queueClient);
+  const domain: Domain = buildDomain({
+    config,
+    redis: client,
+    queueRedis: queueClient,
+    logger: log,
+    recorder,
+  });
   recorder.observeState({
     rolloutsByPhase: () => domain.ctx.store.countByPhase(),
     queueDepth: async () => ({ ...(await domain.ticks.depth()), ...(await domain.notify.depth()) }),

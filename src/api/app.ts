@@ -42,9 +42,6 @@ const EXTRA_SCOPES: Record<string, string> = {
   'get /api/v1/events': 'read',
 };
 
-/** Stands for "every namespace": a token limited to namespaces is refused it. */
-const ALL_NAMESPACES = '*';
-
 function answer(c: Context<AppEnv>, code: ErrorCode, message: string, details?: unknown) {
   const { status } = new ApiError(code, message);
   return c.json(
@@ -138,12 +135,13 @@ export function newApp(deps: ApiDeps): App {
     // The signed doors read their raw bytes to verify them before anything parses the body.
     const depth = jsonDepth();
     app.use('/api/*', (c, next) => (isSignedDoor(c.req.path) ? next() : depth(c, next)));
-    // The events routes' file declares no scope of its own. The all-rollouts stream is for tokens
-    // that see every namespace, or for one of theirs named by ?namespace=.
+    // The events routes' file declares no scope of its own. On the all-rollouts stream, a token
+    // limited to namespaces may name one of its own by ?namespace=; without it, the stream itself
+    // keeps to the token's namespaces.
     app.use('/api/v1/rollouts/:id/events', requireScope('read', rolloutNamespace(ctx)));
     app.use(
       '/api/v1/events',
-      requireScope('read', (c) => c.req.query('namespace') ?? ALL_NAMESPACES),
+      requireScope('read', (c) => c.req.query('namespace')),
     );
     registerSignedDoors(app, ctx, deps.doors ?? {});
     registerCreateRollout(app, ctx);

@@ -60,6 +60,45 @@ end
 return 1
 `;
 
+// Events outside a state change (a notification delivered, an approval stored). The stream lives as
+// long as its rollout: appended to an ended rollout, it keeps the rollout's expiry; appended after
+// the rollout expired, nothing is written (a new stream would never expire).
+const APPEND = `
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+end
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+`;
+
+// How many rollouts each phase index holds. Before counting an ended phase, it drops the ids whose
+// rollout expired (retention) from that index and from the index of all rollouts, so the count is
+// of rollouts that exist. ARGV[1] is the key prefix of rollout documents; ARGV[i + 1] is '1' when
+// KEYS[i] is an ended phase; the last key is the index of all rollouts.
+const COUNT_PHASES = `
+local all = KEYS[#KEYS]
+local out = {}
+for i = 1, #KEYS - 1 do
+  if ARGV[i + 1] == '1' then
+    local cursor = '0'
+    repeat
+      local page = redis.call('SSCAN', KEYS[i], cursor, 'COUNT', 1000)
+      cursor = page[1]
+      for _, id in ipairs(page[2]) do
+        if redis.call('EXISTS', ARGV[1] .. id) == 0 then
+          redis.call('SREM', KEYS[i], id)
+          redis.call('ZREM', all, id)
+        end
+      end
+    until cursor == '0'
+  end
+  out[i] = redis.call('SCARD', KEYS[i])
+end
+return out
+`;
+
 const RENEW_LEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -74,6 +113,17 @@ export type CreateResult =
   | { status: 'created'; rollout: Rollout }
   | { status: 'idempotent'; id: string }
   | { status: 'busy'; id: string; object: 'VirtualService' | 'DestinationRule' };
+
+/** A stored rollout before parsing: its compare-and-set version and its JSON document. */
+export interface StoredRollout {
+  version: number;
+  doc: string;
+}
+
+/** The rollout of a stored document. */
+export function parseStored({ version, doc }: StoredRollout): Rollout {
+  return { ...(JSON.parse(doc) as Rollout), version };
+}
 
 export interface ListQuery {
   namespace?: string;
@@ -149,9 +199,20 @@ export class RolloutStore {
   }
 
   async get(id: string): Promise<Rollout | undefined> {
+    const stored = await this.getStored(id);
+    return stored && parseStored(stored);
+  }
+
+  /**
+   * A rollout as Redis holds it, unparsed: its version and its JSON document, read in one round
+   * trip. Every write of the document bumps the version in the same script (compare-and-set), so
+   * the pair names one state; a reader that keeps what it built from a document (the API's
+   * answer) can reuse it while the stored document is unchanged.
+   */
+  async getStored(id: string): Promise<StoredRollout | undefined> {
     const [v, doc] = await this.redis.hmget(this.rolloutKey(id), 'v', 'doc');
     if (!v || !doc) return undefined;
-    return { ...(JSON.parse(doc) as Rollout), version: Number(v) };
+    return { version: Number(v), doc };
   }
 
   /** The stored version alone (cheap: to see whether a command arrived during a tick). */
@@ -232,12 +293,21 @@ export class RolloutStore {
     }
   }
 
-  /** How many rollouts each phase holds now (for the vane_rollouts gauge). */
+  /**
+   * How many rollouts each phase holds now (for the vane_rollouts gauge). Ended rollouts that
+   * expired are dropped from the indexes first, in the same script, so they are not counted; that
+   * pass is over the ended rollouts still kept (the retention's worth), once per call.
+   */
   async countByPhase(): Promise<Record<string, number>> {
-    const pipeline = this.redis.pipeline();
-    for (const p of PHASES) pipeline.scard(this.phaseKey(p));
-    const res = (await pipeline.exec()) ?? [];
-    return Object.fromEntries(PHASES.map((p, i) => [p, Number(res[i]?.[1] ?? 0)]));
+    const res = (await this.redis.eval(
+      COUNT_PHASES,
+      PHASES.length + 1,
+      ...PHASES.map((p) => this.phaseKey(p)),
+      this.key('idx', 'all'),
+      this.rolloutKey(''),
+      ...PHASES.map((p) => (isTerminal(p) ? '1' : '0')),
+    )) as number[];
+    return Object.fromEntries(PHASES.map((p, i) => [p, Number(res[i] ?? 0)]));
   }
 
   async list(q: ListQuery = {}): Promise<Rollout[]> {
@@ -339,12 +409,20 @@ export class RolloutStore {
     );
   }
 
-  /** Appends events outside a state change (e.g. a notification delivered). */
+  /**
+   * Appends events outside a state change (e.g. a notification delivered). The stream keeps the
+   * expiry of its rollout when that has ended, and nothing is written once the rollout expired.
+   */
   async appendEvents(id: string, events: RolloutEvent[]): Promise<void> {
-    const pipe = this.redis.pipeline();
-    for (const e of events)
-      pipe.xadd(this.eventsKey(id), 'MAXLEN', '~', EVENTS_MAX, '*', 'e', JSON.stringify(e));
-    await pipe.exec();
+    if (events.length === 0) return;
+    await this.redis.eval(
+      APPEND,
+      2,
+      this.rolloutKey(id),
+      this.eventsKey(id),
+      String(EVENTS_MAX),
+      ...events.map((e) => JSON.stringify(e)),
+    );
   }
 
   /** A per-rollout lease so that two workers never work on the same rollout at once. */

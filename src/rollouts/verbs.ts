@@ -6,7 +6,7 @@ import { RolloutError } from './errors.ts';
 import type { CommandType, Rollout, RolloutEvent } from './model.ts';
 import { commandRefusal, isTerminal } from './phases.ts';
 import { describeZodError, type RolloutSpec, RolloutSpecSchema } from './spec.ts';
-import type { ListQuery } from './store.ts';
+import type { ListQuery, StoredRollout } from './store.ts';
 import { mergeUnder } from './templates.ts';
 
 function newId(): string {
@@ -125,6 +125,19 @@ export async function getRollout({ ctx, id }: { ctx: DomainContext; id: string }
   const r = await ctx.store.get(id);
   if (!r) throw new RolloutError('NOT_FOUND', `no rollout with id '${id}'`);
   return r;
+}
+
+/** The stored form of a rollout (version and JSON document), for a reader that caches what it builds from it. */
+export async function getStoredRollout({
+  ctx,
+  id,
+}: {
+  ctx: DomainContext;
+  id: string;
+}): Promise<StoredRollout> {
+  const stored = await ctx.store.getStored(id);
+  if (!stored) throw new RolloutError('NOT_FOUND', `no rollout with id '${id}'`);
+  return stored;
 }
 
 export function listRollouts({ ctx, query }: { ctx: DomainContext; query: ListQuery }): Promise<Rollout[]> {

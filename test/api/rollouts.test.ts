@@ -170,6 +170,34 @@ describe('rollouts API (real Redis)', () => {
     expect((await post('/api/v1/rollouts/ro-nope/abort', {})).status).toBe(404);
   });
 
+  it('GET shows every change at once, made through the API or written by the engine', async () => {
+    const { rollout } = (await (await post('/api/v1/rollouts', specFor('fresh'))).json()) as {
+      rollout: { id: string };
+    };
+    type View = {
+      rollout: { version: number; phase: string; pendingCommands: string[]; commands?: unknown };
+    };
+    const get = async () => {
+      const res = await app.request(`/api/v1/rollouts/${rollout.id}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('Content-Type')).toBe('application/json');
+      return (await res.json()) as View;
+    };
+    const first = await get();
+    expect(first.rollout).toMatchObject({ version: 1, phase: 'pending', pendingCommands: [] });
+    expect(first.rollout.commands).toBeUndefined();
+    expect(await get()).toEqual(first);
+
+    expect((await post(`/api/v1/rollouts/${rollout.id}/pause`, {})).status).toBe(202);
+    expect((await get()).rollout).toMatchObject({ version: 2, pendingCommands: ['pause'] });
+
+    // A write straight through the store, as a worker's tick makes it.
+    const stored = (await domain.ctx.store.get(rollout.id))!;
+    await domain.ctx.store.update(stored, { ...stored, phase: 'progressing', commands: [] });
+    expect((await get()).rollout).toMatchObject({ version: 3, phase: 'progressing', pendingCommands: [] });
+    expect((await app.request('/api/v1/rollouts/ro-missing')).status).toBe(404);
+  });
+
   it('requires a token when tokens are configured', async () => {
     const secured = newApp({
       logger: domain.ctx.logger,

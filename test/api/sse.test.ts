@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -315,6 +316,62 @@ describe('SSE event streams over a real socket (real Redis)', () => {
     expect(mids()).not.toContain(firstTwo[0]!.mid);
     resumed.close();
   });
+  it('GET /api/v1/events for a token limited to namespaces: only its namespaces, with or without ?namespace=', async () => {
+    const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+    const scopedApp = newApp({
+      logger: domain.ctx.logger,
+      recorder: domain.ctx.recorder,
+      readiness: [],
+      domain: domain.ctx,
+      scopedTokens: [
+        { name: 'shop-reader', sha256: sha('shop-token'), scopes: ['read'], namespaces: ['shop'] },
+      ],
+      eventStreams: { maxStreams: 6, heartbeatMs: 400, discoverMs: 300 },
+    });
+    const scopedServer = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: scopedApp.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    const at = `http://127.0.0.1:${(scopedServer.address() as AddressInfo).port}`;
+    const auth = { Authorization: 'Bearer shop-token' };
+    try {
+      const mine = await SseClient.open(`${at}/api/v1/events`, auth);
+      expect(mine.status).toBe(200);
+      const named = await SseClient.open(`${at}/api/v1/events?namespace=shop`, auth);
+      expect(named.status).toBe(200);
+      await mine.until((m) => m.some((x) => x.comment === 'heartbeat'));
+      await named.until((m) => m.some((x) => x.comment === 'heartbeat'));
+
+      const spec = (name: string, namespace: string) =>
+        specFor(name, { target: { namespace, virtualService: name, destinationRule: name } });
+      const other = (await startRollout({ ctx: domain.ctx, input: spec('ns-other', 'bookinfo') })).rollout;
+      const own = (await startRollout({ ctx: domain.ctx, input: spec('ns-own', 'shop') })).rollout;
+      await move(other.id, 'initializing');
+      await move(own.id, 'initializing');
+      for (const client of [mine, named]) {
+        await client.until(() =>
+          client.events().some((e) => e.rolloutId === own.id && e.to === 'initializing'),
+        );
+        // Both rollouts' events were written before this one: the other namespace's never came.
+        expect(client.events().map((e) => e.rolloutId)).not.toContain(other.id);
+        for (const e of client.events()) expect((e as { namespace?: string }).namespace).toBe('shop');
+      }
+      mine.close();
+      named.close();
+
+      // Naming a namespace outside the token's stays a 403 that names it.
+      const refused = await fetch(`${at}/api/v1/events?namespace=bookinfo`, {
+        headers: { Accept: 'text/event-stream', ...auth },
+      });
+      expect(refused.status).toBe(403);
+      const body = (await refused.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('FORBIDDEN');
+      expect(body.error.message).toContain("may not act in namespace 'bookinfo'");
+    } finally {
+      (scopedServer as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await new Promise((r) => scopedServer.close(r));
+    }
+  });
+
   it('GET /api/v1/events resumes exactly when two rollouts have events with the same id (the same millisecond)', async () => {
     const a = (await startRollout({ ctx: domain.ctx, input: specFor('tie-a') })).rollout.id;
     const b = (await startRollout({ ctx: domain.ctx, input: specFor('tie-b') })).rollout.id;

@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import type { AppEnv } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import type { Principal, Scope } from './tokens.ts';
@@ -40,13 +40,16 @@ export function assertScope(principal: Principal, scope: Scope): void {
  * `namespaceOf` names one, that namespace. Runs before the body is validated.
  */
 export function requireScope(scope: Scope, namespaceOf?: NamespaceOf): MiddlewareHandler<AppEnv> {
-  return async function requireScopeMiddleware(c, next) {
+  const inNamespace = async (c: Context<AppEnv>, next: Next, principal: Principal, of: NamespaceOf) => {
+    const ns = await of(c);
+    if (ns !== undefined) assertNamespace(principal, ns);
+    return next();
+  };
+  // Not async: a token that sees every namespace passes on without a promise of its own.
+  return function requireScopeMiddleware(c, next) {
     const principal = principalOf(c);
     assertScope(principal, scope);
-    if (principal.namespaces && namespaceOf) {
-      const ns = await namespaceOf(c);
-      if (ns !== undefined) assertNamespace(principal, ns);
-    }
+    if (principal.namespaces && namespaceOf) return inNamespace(c, next, principal, namespaceOf);
     return next();
   };
 }

@@ -20,4 +20,14 @@ describe('TokenTable', () => {
       expect(table.find(t)).toBeUndefined();
     expect(new TokenTable().size).toBe(0);
   });
+  it('hashes a token once while it keeps being presented, and keeps a bounded number of digests', () => {
+    const t = new TokenTable({ plain: ['plain-a'] });
+    for (let i = 0; i < 1000; i++) expect(t.find(`unknown-${i}`)).toBeUndefined();
+    expect(t.digestsKept).toBe(256);
+    // A token presented again after being pushed out is hashed again and still found.
+    expect(t.find('plain-a')).toEqual({ name: 'token-1', scopes: SCOPES });
+    expect(t.find('unknown-0')).toBeUndefined();
+    expect(t.find('plain-a')).toEqual({ name: 'token-1', scopes: SCOPES });
+    expect(t.digestsKept).toBe(256);
+  });
 });

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppEnv } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -27,8 +27,9 @@ export function bodySize({ maxBytes = MAX_BODY_BYTES }: BodySizeOptions = {}): M
       );
     },
   }) as MiddlewareHandler<AppEnv>;
-  return async function bodySizeMiddleware(c, next) {
-    // A GET has no body; touching c.req.raw would build a full Request for nothing.
+  // Not async: a GET (no body; touching c.req.raw would build a full Request for nothing) passes
+  // straight on without a promise of its own.
+  return function bodySizeMiddleware(c, next) {
     if (!hasBody(c.req.method)) return next();
     return limit(c, next);
   };
@@ -67,12 +68,17 @@ export interface JsonDepthOptions {
 
 /** 400 for a JSON body nested deeper than `max`, before anything parses it. */
 export function jsonDepth({ max = MAX_JSON_DEPTH }: JsonDepthOptions = {}): MiddlewareHandler<AppEnv> {
-  return async function jsonDepthMiddleware(c, next) {
+  const check = async (c: Context<AppEnv>, next: Next) => {
+    const text = await c.req.text();
+    if (jsonDepthExceeds(text, max)) {
+      throw new ApiError('BAD_REQUEST', `body: JSON nested deeper than ${max} levels`, { maxDepth: max });
+    }
+    return next();
+  };
+  // Not async: a request without a JSON body passes straight on without a promise of its own.
+  return function jsonDepthMiddleware(c, next) {
     if (hasBody(c.req.method) && /json/i.test(c.req.header('content-type') ?? '') && c.req.raw.body) {
-      const text = await c.req.text();
-      if (jsonDepthExceeds(text, max)) {
-        throw new ApiError('BAD_REQUEST', `body: JSON nested deeper than ${max} levels`, { maxDepth: max });
-      }
+      return check(c, next);
     }
     return next();
   };
@@ -83,12 +89,15 @@ export interface RequestTimeoutOptions {
   ms?: number;
 }
 
-/** 504 in the envelope when a request takes longer than `ms` (a stuck dependency must not hold a client forever). */
+/**
+ * 504 in the envelope when a request takes longer than `ms` (a stuck dependency must not hold a
+ * client forever). One timer and one promise per request, settled by whichever comes first: the
+ * rest of the chain or the timer (cheaper than racing two promises).
+ */
 export function requestTimeout({ ms = 15_000 }: RequestTimeoutOptions = {}): MiddlewareHandler<AppEnv> {
-  return async function requestTimeoutMiddleware(_c, next) {
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
+  return function requestTimeoutMiddleware(_c, next) {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
         () =>
           reject(
             new ApiError('TIMEOUT', `the request took longer than ${ms}ms; retry it`, undefined, {
@@ -97,11 +106,16 @@ export function requestTimeout({ ms = 15_000 }: RequestTimeoutOptions = {}): Mid
           ),
         ms,
       );
+      next().then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
     });
-    try {
-      await Promise.race([next(), expired]);
-    } finally {
-      clearTimeout(timer);
-    }
   };
 }

@@ -1,5 +1,6 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import type { Redis } from '../../redis.ts';
+import type { Principal } from '../auth/tokens.ts';
 import type { AppEnv } from '../context.ts';
 import { ApiError } from '../errors.ts';
 
@@ -35,9 +36,7 @@ export function rateLimit({
   windowMs = 60_000,
   counts = (m) => m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS',
 }: RateLimitOptions): MiddlewareHandler<AppEnv> {
-  return async function rateLimitMiddleware(c, next) {
-    const principal = c.get('principal');
-    if (!principal || !counts(c.req.method)) return next();
+  const count = async (c: Context<AppEnv>, next: Next, principal: Principal) => {
     // The window starts at a token's first counted request and ends windowMs later.
     const key = `${prefix}:ratelimit:${principal.name}`;
     const [n, ttl] = (await redis.eval(HIT, 1, key, String(windowMs))) as [number, number];
@@ -53,5 +52,11 @@ export function rateLimit({
       );
     }
     return next();
+  };
+  // Not async: a request that does not count (a GET) passes straight on without a promise of its own.
+  return function rateLimitMiddleware(c, next) {
+    const principal = c.get('principal');
+    if (!principal || !counts(c.req.method)) return next();
+    return count(c, next, principal);
   };
 }

@@ -73,7 +73,10 @@ const allRoute = createRoute({
         .string()
         .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name')
         .optional()
-        .openapi({ description: 'Only rollouts whose target is in this namespace' }),
+        .openapi({
+          description:
+            'Only rollouts whose target is in this namespace. A token limited to namespaces sees only its own, with or without it (naming another is a 403)',
+        }),
     }),
     headers: z.object({
       'last-event-id': z.string().optional().openapi({ description: 'Resume after this message id' }),
@@ -324,6 +327,10 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
 
   app.openapi(allRoute, async (c) => {
     const { after, namespace } = c.req.valid('query');
+    // The namespaces this stream may show: the one asked for (the scope guard checked it is the
+    // token's), else a limited token's own, else every one.
+    const limited = c.get('principal')?.namespaces;
+    const shown = namespace ? new Set([namespace]) : limited ? new Set(limited) : undefined;
     const from = resumeFrom(c, after, { pattern: FEED_ID, hint: FEED_ID_HINT });
     const release = slots.acquire(c);
     const startMs = await ctx.store.serverTimeMs().catch((e) => {
@@ -364,7 +371,7 @@ export function registerRolloutEvents(app: App, ctx: DomainContext, opts: EventS
             const docs = await Promise.all(unknown.map((id) => ctx.store.get(id)));
             for (const [i, id] of unknown.entries()) namespaces.set(id, docs[i]?.spec.target.namespace ?? '');
             for (const id of candidates) {
-              if (namespace && namespaces.get(id) !== namespace) continue;
+              if (shown && !shown.has(namespaces.get(id)!)) continue;
               following.add(id);
               cursors.set(id, seen.get(id) ?? resumeAt(id));
             }

@@ -1,12 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DomainContext } from '../../rollouts/context.ts';
 import { publicView } from '../../rollouts/model.ts';
-import { getRollout } from '../../rollouts/verbs.ts';
+import { parseStored, type StoredRollout } from '../../rollouts/store.ts';
+import { getStoredRollout } from '../../rollouts/verbs.ts';
 import type { App } from '../app.ts';
 import { scoped } from '../auth/scoped.ts';
 import { errorResponses } from '../errors.ts';
 import { rolloutNamespace } from './namespace.ts';
 import { RolloutIdParam, RolloutSchema } from './schema.ts';
+import { RolloutViewCache } from './view-cache.ts';
 
 const route = (ctx: DomainContext) =>
   createRoute({
@@ -25,9 +27,19 @@ const route = (ctx: DomainContext) =>
     },
   });
 
-export function registerGetRollout(app: App, ctx: DomainContext): void {
+/** The answer's body: the client's view of the stored rollout. */
+function answerOf(stored: StoredRollout): string {
+  return JSON.stringify({ rollout: publicView(parseStored(stored)) });
+}
+
+export function registerGetRollout(app: App, ctx: DomainContext, views = new RolloutViewCache()): void {
   app.openapi(route(ctx), async (c) => {
-    const rollout = await getRollout({ ctx, id: c.req.valid('param').id });
-    return c.json({ rollout: publicView(rollout) }, 200);
+    const { id } = c.req.valid('param');
+    const stored = await getStoredRollout({ ctx, id });
+    // Read afresh every time; only the work of turning an unchanged document into JSON is reused.
+    const body = views.answer(id, stored, answerOf);
+    // The body is JSON text already (the route's 200 schema); c.json() would
+    // serialize it a second time.
+    return c.body(body, 200, { 'Content-Type': 'application/json' }) as never;
   });
 }
