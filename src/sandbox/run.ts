@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ApiClient } from '../cli/client.ts';
 import { type EventView, followEvents, TERMINAL } from '../cli/events.ts';
 import { paint, phaseColour } from '../cli/output.ts';
@@ -43,7 +43,7 @@ export const DEMO_TEMPLATE_SPEC = {
     minRequests: 20,
     metrics: [
       { name: 'success-rate', template: 'request-success-rate', critical: true, thresholdRange: { min: 99 } },
-      { name: 'p99-latency', template: 'request-duration', thresholdRange: { max: 500 } },
+      { name: 'p99-latency', template: 'request-duration', thresholdRange: { max: 5000 } },
     ],
   },
 };
@@ -251,6 +251,12 @@ export interface DemoResult {
   rolledBack: RolloutView;
 }
 
+/** A path as a user types it: relative to the working folder when inside it. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
+
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 const clock = (t: number) => new Date(t).toISOString().slice(11, 19);
 
@@ -308,7 +314,7 @@ export async function runDemo(sb: Sandbox, opts: DemoOptions = {}): Promise<Demo
     });
     const r = data.rollout;
     print(
-      `${clock(Date.now())}  started ${r.id}: canary steps 20% → 50%, 10 s each; success rate ≥ 99% (critical, checked every 2 s), p99 latency ≤ 500 ms`,
+      `${clock(Date.now())}  started ${r.id}: canary steps 20% → 50%, 10 s each; success rate ≥ 99% (critical, checked every 2 s), p99 latency ≤ 5 s`,
     );
     takeSplit();
     const result = await followEvents(api, r.id, {
@@ -322,14 +328,22 @@ export async function runDemo(sb: Sandbox, opts: DemoOptions = {}): Promise<Demo
     return end.rollout;
   };
 
+  const outcome = (r: RolloutView, stable: string, canary: string) =>
+    `${paint(r.phase, phaseColour(r.phase), on)}: ${
+      r.phase === 'succeeded'
+        ? `${BOOKINFO.name} ${canary} takes all the traffic`
+        : `${r.reason}; every request goes to ${stable} again`
+    }`;
   const promoted = await one('rollout 1: reviews v1 → v2 (a good version)', 'v1', 'v2');
-  print(
-    `${paint(promoted.phase, phaseColour(promoted.phase), on)}: ${BOOKINFO.name} v2 takes all the traffic`,
+  print(outcome(promoted, 'v1', 'v2'));
+  // v3 follows whatever the first rollout left as stable (v2 when it was promoted).
+  const stable = currentStable(sb);
+  const rolledBack = await one(
+    `rollout 2: reviews ${stable} → v3 (v3 fails 30% of its requests)`,
+    stable,
+    'v3',
   );
-  const rolledBack = await one('rollout 2: reviews v2 → v3 (v3 fails 30% of its requests)', 'v2', 'v3');
-  print(
-    `${paint(rolledBack.phase, phaseColour(rolledBack.phase), on)}: ${rolledBack.reason}; every request goes to v2 again`,
-  );
+  print(outcome(rolledBack, stable, 'v3'));
   // Judge by the traffic, not by the object: what users get now.
   await new Promise((r) => setTimeout(r, 2_000));
   takeSplit();
@@ -349,7 +363,9 @@ function describeEvent(
     case 'transition':
       return [`${t}  ${e.from ?? '?'} → ${paint(e.to ?? '?', phaseColour(e.to ?? ''), on)}  ${e.reason}`];
     case 'weight': {
-      const before = splitText(takeSplit());
+      // Only a period in which both versions had traffic says something about the weights.
+      const split = takeSplit();
+      const before = Object.keys(split).length > 1 ? splitText(split) : '';
       const out = [
         `${t}  ${paint('weight', 'cyan', on)}  stable ${e.weights?.stable}% / canary ${e.weights?.canary}%  ${e.reason}`,
       ];
@@ -391,17 +407,21 @@ async function putTemplate(api: ApiClient): Promise<void> {
 }
 
 /** The `vane rollout start` line that works in the sandbox as it is now (its current stable version). */
-export function startLine(sb: Sandbox): string[] {
+/** The subset bookinfo's reviews route sends to now. */
+function currentStable(sb: Sandbox): string {
   const vs = sb.sim.getObject('networking.istio.io/v1', 'VirtualService', BOOKINFO.namespace, BOOKINFO.name);
-  const routes = (vs?.spec?.http ?? []).flatMap(
-    (h: { route?: { destination?: { subset?: string } }[] }) => h.route ?? [],
-  );
-  const stable: string = routes[0]?.destination?.subset ?? 'v1';
+  const routes: { destination?: { subset?: string }; weight?: number }[] = vs?.spec?.http?.[0]?.route ?? [];
+  const top = [...routes].sort((a, b) => (b.weight ?? 100) - (a.weight ?? 100))[0];
+  return top?.destination?.subset ?? 'v1';
+}
+
+export function startLine(sb: Sandbox): string[] {
+  const stable = currentStable(sb);
   const next = stable === 'v1' ? 'v2' : 'v3';
   const lines: string[] = [];
   if (next === 'v3')
     lines.push(
-      `kubectl --kubeconfig ${sb.kubeconfig} -n bookinfo annotate deployment reviews-v3 sandbox.vane.dev/error-rate=0 --overwrite   # fix v3 first (or leave it, to see it rolled back)`,
+      `kubectl --kubeconfig ${shown(sb.kubeconfig)} -n bookinfo annotate deployment reviews-v3 sandbox.vane.dev/error-rate=0 --overwrite   # fix v3 first (or leave it, to see it rolled back)`,
     );
   lines.push(
     `vane rollout start --server ${sb.apiUrl} --template ${DEMO_TEMPLATE} --stable ${stable} --canary ${next} --canary-labels app=reviews,version=${next} --wait`,
@@ -457,8 +477,8 @@ export async function runSandbox(config: Config, logger: Logger, opts: RunSandbo
       return stopAll(first);
     }
     sb = first;
-    print(`  kubeconfig                ${sb.kubeconfig}`);
-    print(`  every address             ${sb.sandboxFile}`);
+    print(`  kubeconfig                ${shown(sb.kubeconfig)}`);
+    print(`  every address             ${shown(sb.sandboxFile)}`);
     if (opts.demo) {
       const demo = runDemo(sb, {
         ...(config.apiTokens[0] ? { token: config.apiTokens[0] } : {}),
@@ -473,7 +493,7 @@ export async function runSandbox(config: Config, logger: Logger, opts: RunSandbo
     print(`  API docs   ${sb.apiUrl}/docs`);
     print(`  dashboard  ${sb.apiUrl}/ui`);
     print(
-      `  kubectl    kubectl --kubeconfig ${sb.kubeconfig} -n bookinfo get pods,virtualservices,destinationrules`,
+      `  kubectl    kubectl --kubeconfig ${shown(sb.kubeconfig)} -n bookinfo get pods,virtualservices,destinationrules`,
     );
     print('Try a rollout of your own:');
     for (const l of startLine(sb)) print(`  ${l}`);
