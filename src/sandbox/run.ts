@@ -365,7 +365,8 @@ function describeEvent(
     case 'weight': {
       // Only a period in which both versions had traffic says something about the weights.
       const split = takeSplit();
-      const before = Object.keys(split).length > 1 ? splitText(split) : '';
+      const total = Object.values(split).reduce((a, b) => a + b, 0);
+      const before = Object.keys(split).length > 1 && total >= 50 ? splitText(split) : '';
       const out = [
         `${t}  ${paint('weight', 'cyan', on)}  stable ${e.weights?.stable}% / canary ${e.weights?.canary}%  ${e.reason}`,
       ];
