@@ -33,28 +33,30 @@ describe('rollouts through the sandbox mesh, judged by traffic', () => {
     await e.service({ namespace: ns, name: NAME, versions: [{ version: 'v1' }, { version: 'v2' }] });
     e.load(ns, NAME, { rate: 15 });
     const id = await start(
-      e2eSpec(ns, NAME, { strategy: { type: 'canary', steps: [10, 30, 60], stepInterval: '6s' } }),
+      e2eSpec(ns, NAME, { strategy: { type: 'canary', steps: [10, 30, 60], stepInterval: '10s' } }),
     );
-    const measured: { weight: number; share: number; n: number }[] = [];
+    const measured: { weight: number; share: number; n: number; ms: number }[] = [];
+    const discarded: string[] = [];
     let r = await e.rollout(id);
     while (!TERMINAL.includes(r.phase)) {
       const w = r.weights.canary;
       if (r.phase === 'progressing' && r.applied && w > 0 && !measured.some((m) => m.weight === w)) {
-        const s = byVersion(await e.sample(ns, NAME, 300), NAME);
+        const t0 = Date.now();
+        const s = byVersion(await e.sample(ns, NAME, 300, {}, 25), NAME);
         const after = await e.rollout(id);
         // Only a sample taken wholly inside the step counts.
+        const n = (s.v1 ?? 0) + (s.v2 ?? 0);
         if (after.weights.canary === w) {
-          const n = (s.v1 ?? 0) + (s.v2 ?? 0);
-          measured.push({ weight: w, share: (100 * (s.v2 ?? 0)) / n, n });
-        }
+          measured.push({ weight: w, share: (100 * (s.v2 ?? 0)) / n, n, ms: Date.now() - t0 });
+        } else discarded.push(`weight ${w}: the step ended during the sample (${Date.now() - t0} ms)`);
       }
       await new Promise((res) => setTimeout(res, 200));
       r = await e.rollout(id);
     }
     console.log(
       `canary share at the gateway per step (tolerance ±${SHARE_TOLERANCE} points):\n${measured
-        .map((m) => `  weight ${m.weight}% → ${m.share.toFixed(1)}% of ${m.n} requests`)
-        .join('\n')}`,
+        .map((m) => `  weight ${m.weight}% → ${m.share.toFixed(1)}% of ${m.n} requests (${m.ms} ms)`)
+        .join('\n')}${discarded.length ? `\ndiscarded: ${discarded.join('; ')}` : ''}`,
     );
     expect(r.phase, r.reason).toBe('succeeded');
     expect(measured.map((m) => m.weight)).toEqual([10, 30, 60]);

@@ -40,7 +40,13 @@ export interface E2e {
     host: string,
     opts?: Pick<LoadOptions, 'rate' | 'testHeader' | 'onAnswer'>,
   ): LoadGenerator;
-  sample(namespace: string, host: string, n?: number, headers?: Record<string, string>): Promise<Sample>;
+  sample(
+    namespace: string,
+    host: string,
+    n?: number,
+    headers?: Record<string, string>,
+    concurrency?: number,
+  ): Promise<Sample>;
   close(): Promise<void>;
 }
 
@@ -141,8 +147,8 @@ export async function startE2e(env: Record<string, string> = {}): Promise<E2e> {
       loads.push(l);
       return l;
     },
-    sample: (namespace, host, n = 500, headers = {}) =>
-      sampleTraffic(sb.gatewayUrl, { host, namespace, n, headers, concurrency: 10 }),
+    sample: (namespace, host, n = 500, headers = {}, concurrency = 10) =>
+      sampleTraffic(sb.gatewayUrl, { host, namespace, n, headers, concurrency }),
     async close() {
       await Promise.all(loads.map((l) => l.stop()));
       await sb.close();
