@@ -485,6 +485,8 @@ export async function runSandbox(config: Config, logger: Logger, opts: RunSandbo
         ...(config.apiTokens[0] ? { token: config.apiTokens[0] } : {}),
         colour: on,
       });
+      // Stopped midway, the demo's event stream fails once the API is gone: that is expected.
+      demo.catch(() => {});
       const r = await Promise.race([demo, stopped]);
       if (typeof r === 'string') return stopAll(r);
     }

@@ -33,7 +33,7 @@ describe('rollouts through the sandbox mesh, judged by traffic', () => {
     await e.service({ namespace: ns, name: NAME, versions: [{ version: 'v1' }, { version: 'v2' }] });
     e.load(ns, NAME, { rate: 15 });
     const id = await start(
-      e2eSpec(ns, NAME, { strategy: { type: 'canary', steps: [10, 30, 60], stepInterval: '10s' } }),
+      e2eSpec(ns, NAME, { strategy: { type: 'canary', steps: [10, 30, 60], stepInterval: '15s' } }),
     );
     const measured: { weight: number; share: number; n: number; ms: number }[] = [];
     const discarded: string[] = [];
