@@ -103,7 +103,7 @@ export async function startE2e(env: Record<string, string> = {}): Promise<E2e> {
     dataDir,
     api,
     rollout,
-    waitFor: (id, test, timeoutMs = 90_000) =>
+    waitFor: (id, test, timeoutMs = 150_000) =>
       eventually(
         async () => {
           const r = await rollout(id);
@@ -148,7 +148,8 @@ export async function startE2e(env: Record<string, string> = {}): Promise<E2e> {
       return l;
     },
     sample: (namespace, host, n = 500, headers = {}, concurrency = 10) =>
-      sampleTraffic(sb.gatewayUrl, { host, namespace, n, headers, concurrency }),
+      // A loaded machine can take seconds per answer: a timeout here would read as a routing failure.
+      sampleTraffic(sb.gatewayUrl, { host, namespace, n, headers, concurrency, timeoutMs: 20_000 }),
     async close() {
       await Promise.all(loads.map((l) => l.stop()));
       await sb.close();
