@@ -51,7 +51,10 @@ function startManaged(
   ready: () => Promise<boolean>,
   timeoutMs: number,
 ): Promise<ManagedProcess> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A process group of its own: Ctrl-C on a terminal signals the whole foreground group, and a
+  // Redis or Prometheus that died with it would leave vane's graceful shutdown nothing to talk to.
+  // This process stops them itself, in order (and kills them when it exits).
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   track(child);
   let out = '';
   const keep = (b: Buffer) => {

@@ -54,7 +54,7 @@ describe('the vane command', () => {
     expect(r.stderr.trim()).toBe('vane: invalid setting PORT="abc": expected an integer from 1 to 65535');
   });
 
-  it('start: a private Redis and the sandbox cluster; kubectl applies objects, a rollout runs from the CLI to success; exits 0 on SIGTERM', async () => {
+  it('start --no-demo: a private Redis and the sandbox (cluster, pods, gateway, Prometheus); kubectl applies objects, a rollout runs from the CLI to success; exits 0 on SIGTERM', async () => {
     const port = await freePort();
     const dataDir = mkdtempSync(join(tmpdir(), 'vane-start-'));
     const env: NodeJS.ProcessEnv = {
@@ -63,9 +63,11 @@ describe('the vane command', () => {
       HOST: '127.0.0.1',
       VANE_DATA_DIR: dataDir,
       LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
     };
     delete env.REDIS_URL;
-    const child = spawn('node', [VANE, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    delete env.KUBECONFIG;
+    const child = spawn('node', [VANE, 'start', '--no-demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (b) => {
       out += b;

@@ -11,10 +11,23 @@ function port(value: string): number {
 export function registerSandbox(program: Command): void {
   const sandbox = program.command('sandbox').description('a local cluster for demos and tests');
 
-  // ── `vane sandbox` itself (the whole sandbox: gateway, pods, Prometheus, demo; `--no-demo`) ──
-  // goes here, as this command's action, calling src/sandbox/run.ts. Until then a bare
-  // `vane sandbox` prints this help.
-  examples(sandbox, 'vane sandbox kube --port 6443');
+  sandbox
+    .option('--no-demo', 'bring the sandbox up without the two demo rollouts')
+    .addHelpText(
+      'after',
+      `
+Without a subcommand it runs the whole sandbox: the Kubernetes API simulator with pods, the mesh
+gateway, a real Prometheus scraping it every second, steady load, vane's API and workers, and a
+bookinfo-like reviews service (v1 stable, v2 good, v3 bad). Then the demo: one rollout promoted,
+one rolled back on v3's errors, every step printed. It stays up until Ctrl-C, which stops every
+process it started. Data (Redis, Prometheus, the cluster's objects) lives under VANE_DATA_DIR
+(default .vane); <VANE_DATA_DIR>/sandbox.json names every part's address.`,
+    )
+    .action(async (o: { demo: boolean }) => {
+      const { sandboxAction } = await import('../main.ts');
+      process.exitCode = await sandboxAction({ demo: o.demo });
+    });
+  examples(sandbox, 'vane sandbox', 'vane sandbox --no-demo', 'vane sandbox kube --port 6443');
 
   const kube = sandbox
     .command('kube')

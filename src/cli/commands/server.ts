@@ -11,6 +11,7 @@ export type ServerRunner = (
   role: Role,
   logger: Logger,
   privateRedis: boolean,
+  noDemo?: boolean,
 ) => Promise<number>;
 
 const SETTINGS_HELP = `
@@ -24,7 +25,7 @@ export function registerServer(program: Command, run: ServerRunner): void {
       .command(name)
       .description(description)
       .addHelpText('after', SETTINGS_HELP)
-      .action(async () => {
+      .action(async (o: { demo?: boolean }) => {
         // Settings are read only here: --help never gets this far.
         const { ConfigError, loadConfig } = await import('../../config.ts');
         const { createLogger } = await import('../../observability/logger.ts');
@@ -36,17 +37,19 @@ export function registerServer(program: Command, run: ServerRunner): void {
           throw e;
         }
         const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-        process.exitCode = await run(config, role, logger, privateRedis);
+        process.exitCode = await run(config, role, logger, privateRedis, o.demo === false);
       });
     examples(cmd, example);
+    return cmd;
   };
-  serve(
+  const start = serve(
     'start',
     'all',
     true,
-    'run vane for a newcomer: a private redis-server when REDIS_URL is unset, the sandbox cluster when no cluster is configured, API and workers',
+    'run vane for a newcomer: a private redis-server when REDIS_URL is unset; with no cluster configured, the whole sandbox (see vane sandbox) and its demo; API and workers',
     'PORT=9090 vane start',
   );
+  start.option('--no-demo', 'without a cluster configured: run the sandbox without the demo rollouts');
   serve(
     'all',
     'all',
