@@ -2,6 +2,7 @@ import type { MeshTarget, TrafficRouter } from '../mesh/types.ts';
 import type { AnalysisReport } from '../metrics/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Recorder } from '../observability/recorder.ts';
+import type { AfterVerdictService } from './after-verdict.ts';
 import type { Rollout, RolloutEvent } from './model.ts';
 import type { RolloutSpec } from './spec.ts';
 import type { RolloutStore } from './store.ts';
@@ -95,6 +96,8 @@ export interface DomainContext {
   logger: Logger;
   now(): number;
   onEvents?: EventListener;
+  /** What follows a verdict: scale-downs and undo (src/rollouts/after-verdict.ts); none without a cluster. */
+  after?: AfterVerdictService;
   /** Checks of a new spec against what this process has (a cluster, a Prometheus); each issue names its field. */
   validateSpec?: (spec: RolloutSpec) => { path: string; message: string }[];
 }

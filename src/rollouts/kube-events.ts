@@ -1,0 +1,76 @@
+import type { KubeEventInput, KubeEventSink } from '../mesh/kube-workloads.ts';
+import { summarize } from '../notify/slack.ts';
+import type { EventListener } from './context.ts';
+import type { Rollout, RolloutEvent } from './model.ts';
+
+/** The Kubernetes Event reason of a rollout event; undefined: not written to the cluster. */
+export function kubeReasonOf(
+  e: RolloutEvent,
+): { reason: KubeEventInput['reason']; warning?: boolean } | undefined {
+  switch (e.type) {
+    case 'transition':
+      if (e.to === 'succeeded') return { reason: 'Promoted' };
+      if (e.to === 'paused') return { reason: 'Paused' };
+      if (e.to === 'rolling-back' || e.to === 'failed' || e.to === 'aborted')
+        return { reason: 'RolledBack', warning: true };
+      return { reason: 'Progressing' };
+    case 'weight':
+      if (e.reason.startsWith('rolled back')) return { reason: 'RolledBack', warning: true };
+      if (e.reason.startsWith('promoted')) return { reason: 'Promoted' };
+      if (e.reason.startsWith('undone')) return undefined; // the undo event itself says it
+      return { reason: 'Progressing' };
+    case 'undo':
+      return e.reason.startsWith('undo failed') ? { reason: 'Undone', warning: true } : { reason: 'Undone' };
+    case 'scale':
+      return { reason: /scaled up/.test(e.reason) ? 'ScaledUp' : 'ScaledDown' };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Every transition and weight change (and scale-down, undo) as a Kubernetes Event on the rollout's
+ * VirtualService, with the sentence vane shows elsewhere. Best effort and off the tick: the listener
+ * returns at once, events of one rollout are written in order, a failure is counted, never thrown.
+ */
+export function kubeEventsOnEvents(sink: KubeEventSink): EventListener {
+  const chains = new Map<string, Promise<void>>();
+  return (r: Rollout, events: RolloutEvent[]) => {
+    const t = r.spec.target;
+    const inputs: KubeEventInput[] = [];
+    for (const e of events) {
+      const k = kubeReasonOf(e);
+      if (!k) continue;
+      inputs.push({
+        namespace: t.namespace,
+        virtualService: t.virtualService,
+        ...(t.cluster ? { cluster: t.cluster } : {}),
+        reason: k.reason,
+        message: `rollout ${r.id}: ${summarize(r, e)}`,
+        ...(k.warning ? { warning: true } : {}),
+      });
+    }
+    if (!inputs.length) return;
+    const prev = chains.get(r.id) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      for (const i of inputs) await sink.emit(i);
+    });
+    chains.set(r.id, next);
+    void next.finally(() => {
+      if (chains.get(r.id) === next) chains.delete(r.id);
+    });
+  };
+}
+
+/** Several listeners as one. */
+export function allListeners(...ls: (EventListener | undefined)[]): EventListener {
+  return (r, events) => {
+    for (const l of ls) {
+      try {
+        l?.(r, events);
+      } catch {
+        // a listener never fails the caller
+      }
+    }
+  };
+}
