@@ -135,7 +135,8 @@ export class AfterVerdictService {
   async runScaleDown(ctx: DomainContext, id: string): Promise<void> {
     await this.locked(id, async () => {
       const r = await ctx.store.get(id);
-      if (!r?.after || r.after.state !== 'scheduled') return;
+      if (!r) return;
+      if (r.after?.state !== 'scheduled') return;
       const w = scaleTarget(r);
       if (!w) return;
       const t = r.spec.target;
@@ -184,7 +185,8 @@ export class AfterVerdictService {
   async runUndo(ctx: DomainContext, id: string): Promise<void> {
     await this.locked(id, async () => {
       const r = await ctx.store.get(id);
-      if (!r || r.after?.state !== 'undoing') return;
+      if (!r) return;
+      if (r.after?.state !== 'undoing') return;
       const w = r.spec.stable.workload;
       if (!w) return;
       const t = r.spec.target;
