@@ -49,7 +49,15 @@ export interface KubeEventInput {
   namespace: string;
   virtualService: string;
   cluster?: string;
-  reason: 'Progressing' | 'Promoted' | 'RolledBack' | 'Paused' | 'Undone' | 'ScaledDown' | 'ScaledUp';
+  reason:
+    | 'Progressing'
+    | 'Promoted'
+    | 'RolledBack'
+    | 'Paused'
+    | 'Undone'
+    | 'ScaleDownScheduled'
+    | 'ScaledDown'
+    | 'ScaledUp';
   message: string;
   warning?: boolean;
 }

@@ -22,7 +22,11 @@ export function kubeReasonOf(
     case 'undo':
       return e.reason.startsWith('undo failed') ? { reason: 'Undone', warning: true } : { reason: 'Undone' };
     case 'scale':
-      return { reason: /scaled up/.test(e.reason) ? 'ScaledUp' : 'ScaledDown' };
+      if (/scaled up/.test(e.reason)) return { reason: 'ScaledUp' };
+      if (/ will be scaled to 0 |keeps running/.test(e.reason)) return { reason: 'ScaleDownScheduled' };
+      return /not scaled down/.test(e.reason)
+        ? { reason: 'ScaledDown', warning: true }
+        : { reason: 'ScaledDown' };
     default:
       return undefined;
   }
