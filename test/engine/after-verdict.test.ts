@@ -1,9 +1,13 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read Kubernetes objects as untyped JSON.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ServerType, serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newApp } from '../../src/api/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { buildDomain, type Domain, loadKubeConfig } from '../../src/domain.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -15,6 +19,7 @@ import { sendCommand, startRollout } from '../../src/rollouts/verbs.ts';
 import { type SandboxMesh, sampleTraffic, startSandboxMesh } from '../../src/sandbox/mesh/index.ts';
 import { freePort, type ManagedProcess } from '../../src/sandbox/processes.ts';
 import { scaleDownJobId } from '../../src/workers/after-verdict.ts';
+import { vane } from '../cli/harness.ts';
 import { startTestKube, type TestKube } from '../helpers/kube.ts';
 import { eventually, startTestRedis } from '../helpers/services.ts';
 
@@ -37,6 +42,14 @@ let domain: Domain;
 let dataDir: string;
 const prefix = `after${process.pid}`;
 let worker: ChildProcess | undefined;
+let server: ServerType;
+let apiUrl: string;
+const token = (name: string) => `${name}-secret-token`;
+const tokenEntry = (name: string, scopes: ('read' | 'operate')[]) => ({
+  name,
+  sha256: createHash('sha256').update(token(name)).digest('hex'),
+  scopes,
+});
 const logs: string[] = [];
 
 function manifest(name: string, v1Replicas: number): string {
@@ -221,11 +234,24 @@ describe('after the verdict (sandbox with real pods, real vane worker processes)
       kubeConfig: loadKubeConfig(config)!,
       kubeTimeoutMs: 5_000,
     });
+    // The API in this process, with scoped tokens: undo needs operate.
+    const app = newApp({
+      logger: domain.ctx.logger,
+      recorder: new Recorder({ defaultMetrics: false }),
+      readiness: [],
+      domain: domain.ctx,
+      scopedTokens: [tokenEntry('reader', ['read']), tokenEntry('oncall', ['read', 'operate'])],
+    });
+    server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     await startWorker();
   }, 120_000);
 
   afterAll(async () => {
     await killWorker();
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
     await domain?.close();
     await redis?.quit();
     await mesh?.close();
@@ -255,13 +281,22 @@ describe('after the verdict (sandbox with real pods, real vane worker processes)
     await eventually(async () => (runningPods('reviews', 'v1') === 0 ? true : undefined), 15_000);
 
     // Undo after the scale-down: scaled back to the remembered 2 replicas, ready, then routed.
-    const res = await domain.ctx.after!.requestUndo(domain.ctx, { id: rollout.id, by: 'on-call' });
-    expect(res.after?.state).toBe('undoing');
+    const undo = (who: string) =>
+      fetch(`${apiUrl}/api/v1/rollouts/${rollout.id}/undo`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token(who)}` },
+      });
+    const refused = await undo('reader');
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as any).error.message).toContain("lacks the 'operate' scope");
+    const res = await undo('oncall');
+    expect(res.status).toBe(202);
+    expect(((await res.json()) as any).rollout.after).toMatchObject({ state: 'undoing', replicas: 2 });
     const undone = await afterState(rollout.id, 'undone', 40_000);
     expect(replicasOf('reviews-v1')).toBe(2);
     expect(runningPods('reviews', 'v1')).toBe(2);
     expect(undone.weights).toEqual({ stable: 100, canary: 0 });
-    expect(undone.after).toMatchObject({ state: 'undone', undoneBy: 'on-call' });
+    expect(undone.after).toMatchObject({ state: 'undone', undoneBy: 'oncall' });
     expect(await allTo('reviews', 'v1')).toEqual({ v1: 30 });
     const vs = kube.sim.getObject('networking.istio.io/v1', 'VirtualService', NS, 'reviews');
     expect(vs.spec.http[0].route).toEqual([{ destination: { host: 'reviews', subset: 'v1' }, weight: 100 }]);
@@ -270,11 +305,13 @@ describe('after the verdict (sandbox with real pods, real vane worker processes)
     expect(reasons).toContainEqual(
       expect.stringMatching(/^scale: old version Deployment shop\/reviews-v1 scaled to 0 \(had 2 replicas\)/),
     );
-    expect(reasons).toContainEqual('command: undo by on-call');
+    expect(reasons).toContainEqual('command: undo by oncall');
     expect(reasons).toContainEqual(expect.stringMatching(/^scale: .*scaled up to 2 replicas for undo/));
     expect(reasons).toContainEqual(expect.stringMatching(/^undo: 100% back to subset 'v1'/));
-    // Undo applies once.
-    await expect(domain.ctx.after!.requestUndo(domain.ctx, { id: rollout.id })).rejects.toThrow(
+    // Undo applies once: 409 naming why.
+    const again = await undo('oncall');
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as any).error.message).toMatch(
       /cannot undo rollout .*: it was undone already/,
     );
   }, 90_000);
@@ -297,8 +334,15 @@ describe('after the verdict (sandbox with real pods, real vane worker processes)
     });
     const writesBefore = kube.sim.writeLog().length;
 
-    await domain.ctx.after!.requestUndo(domain.ctx, { id: rollout.id, by: 'on-call', reason: 'slow pages' });
+    const cli = await vane(['rollout', 'undo', rollout.id, '--reason', 'slow pages'], {
+      env: { VANE_URL: apiUrl, VANE_TOKEN: token('oncall'), NO_COLOR: '1' },
+    });
+    expect(cli.stderr).toBe('');
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toContain(`undo: ${rollout.id}`);
     await afterState(rollout.id, 'undone');
+    const events = await domain.ctx.store.events(rollout.id);
+    expect(events.map((e) => `${e.type}: ${e.reason}`)).toContain('command: undo by oncall: slow pages');
     expect(await allTo('ratings', 'v1')).toEqual({ v1: 30 });
     expect(dr().spec.subsets.find((s: any) => s.name === 'v1').labels).toEqual({
       app: 'ratings',
