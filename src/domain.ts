@@ -168,7 +168,10 @@ export function buildDomain(opts: DomainOptions): Domain {
     recorder,
     logger,
     now: () => Date.now(),
-    onEvents: allListeners(notifyOnEvents(notify, logger), kubeEvents && kubeEventsOnEvents(kubeEvents)),
+    onEvents: allListeners(
+      notifyOnEvents(notify, logger),
+      kubeEvents && kubeEventsOnEvents(kubeEvents, { onDropped: () => recorder.kubeEvent('error') }),
+    ),
     ...(scaler
       ? {
           after: new AfterVerdictService({

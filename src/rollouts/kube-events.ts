@@ -37,8 +37,14 @@ export function kubeReasonOf(
  * VirtualService, with the sentence vane shows elsewhere. Best effort and off the tick: the listener
  * returns at once, events of one rollout are written in order, a failure is counted, never thrown.
  */
-export function kubeEventsOnEvents(sink: KubeEventSink): EventListener {
+export function kubeEventsOnEvents(
+  sink: KubeEventSink,
+  /** Events waiting to be written in this process; past it new ones are dropped (counted). Default 500. */
+  opts: { maxPending?: number; onDropped?: () => void } = {},
+): EventListener {
   const chains = new Map<string, Promise<void>>();
+  const maxPending = opts.maxPending ?? 500;
+  let pending = 0;
   return (r: Rollout, events: RolloutEvent[]) => {
     const t = r.spec.target;
     const inputs: KubeEventInput[] = [];
@@ -55,9 +61,18 @@ export function kubeEventsOnEvents(sink: KubeEventSink): EventListener {
       });
     }
     if (!inputs.length) return;
+    // An Events API that hangs must not grow memory without bound: what does not fit is dropped.
+    const room = Math.max(0, maxPending - pending);
+    for (let i = room; i < inputs.length; i++) opts.onDropped?.();
+    inputs.splice(room);
+    if (!inputs.length) return;
+    pending += inputs.length;
     const prev = chains.get(r.id) ?? Promise.resolve();
     const next = prev.then(async () => {
-      for (const i of inputs) await sink.emit(i);
+      for (const i of inputs) {
+        await sink.emit(i);
+        pending--;
+      }
     });
     chains.set(r.id, next);
     void next.finally(() => {

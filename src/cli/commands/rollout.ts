@@ -432,19 +432,19 @@ ${EXIT_CODES_HELP}`,
     'vane rollout resume ro-3f2a9c1b7d004e8f9a1b',
   );
   command(
-    'undo',
-    'send a succeeded rollout back to its old version (scaled up again first when it was scaled down)',
-    () => 'undo',
-    reason,
-    withReason,
-    'vane rollout undo ro-3f2a9c1b7d004e8f9a1b --reason "checkout errors since the release"',
-  );
-  command(
     'retry',
     'start a new rollout with the spec of an ended one',
     () => 'retry',
     () => ({}),
     (c) => c,
     'vane rollout retry ro-3f2a9c1b7d004e8f9a1b',
+  );
+  command(
+    'undo',
+    'send a succeeded rollout back to its old version (scaled up again first when it was scaled down)',
+    () => 'undo',
+    reason,
+    withReason,
+    'vane rollout undo ro-3f2a9c1b7d004e8f9a1b --reason "checkout errors since the release"',
   );
 }
