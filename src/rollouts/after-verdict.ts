@@ -110,6 +110,21 @@ export class AfterVerdictService {
         `cannot undo rollout ${id}: rollout ${holder} now holds its target; abort that one first`,
       );
     }
+    // Undo takes back the last change of a target only: a later rollout there changed it again.
+    const t = current.spec.target;
+    const newer = (await ctx.store.list({ namespace: t.namespace, limit: 500 })).find(
+      (x) =>
+        x.id !== id &&
+        x.createdAt > current.createdAt &&
+        x.spec.target.virtualService === t.virtualService &&
+        (x.spec.target.cluster ?? '') === (t.cluster ?? ''),
+    );
+    if (newer) {
+      throw new RolloutError(
+        'CONFLICT',
+        `cannot undo rollout ${id}: rollout ${newer.id} (${newer.phase}) ran on ${t.namespace}/${t.virtualService} since; only the latest rollout of a target can be undone`,
+      );
+    }
     const who = by ? ` by ${by}` : '';
     const updated = await this.save(ctx, id, (r) => {
       const refusal = commandRefusal(r, 'undo');

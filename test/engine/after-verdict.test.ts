@@ -410,6 +410,17 @@ describe('after the verdict (sandbox with real pods, real vane worker processes)
     expect(down.after?.replicas).toBe(1);
     expect(replicasOf('stock-v1')).toBe(0);
     expect(await allTo('stock', 'v2')).toEqual({ v2: 30 });
+    // Once another rollout ran on the target, this one can no longer be undone.
+    const later = (await startRollout({ ctx: domain.ctx, input: spec('stock') })).rollout;
+    await settle(later.id);
+    const refused = await fetch(`${apiUrl}/api/v1/rollouts/${rollout.id}/undo`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token('oncall')}` },
+    });
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as any).error.message).toContain(
+      `rollout ${later.id} (${(await domain.ctx.store.get(later.id))!.phase}) ran on shop/stock since; only the latest rollout of a target can be undone`,
+    );
   }, 90_000);
 
   it('tells the story as Kubernetes Events: kubectl get events and kubectl describe virtualservice', async () => {
