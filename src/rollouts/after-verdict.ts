@@ -21,6 +21,8 @@ export interface AfterScheduler {
   scaleDownLater(rolloutId: string, delayMs: number): Promise<void>;
   cancelScaleDown(rolloutId: string): Promise<void>;
   undoNow(rolloutId: string): Promise<void>;
+  /** Whether an undo job of the rollout waits or runs. */
+  undoQueued(rolloutId: string): Promise<boolean>;
 }
 
 /** The cluster side: the Kubernetes adapter (src/mesh/kube-router.ts, src/mesh/kube-workloads.ts). */
@@ -103,6 +105,11 @@ export class AfterVerdictService {
   ): Promise<Rollout> {
     const current = await ctx.store.get(id);
     if (!current) throw new RolloutError('NOT_FOUND', `no rollout with id '${id}'`);
+    // An undo recorded whose job was lost (Redis failed between the two writes): queue it again.
+    if (current.after?.state === 'undoing' && !(await this.o.scheduler.undoQueued(id))) {
+      await this.o.scheduler.undoNow(id);
+      return current;
+    }
     const holder = await ctx.store.targetHolder(current);
     if (holder && holder !== id) {
       throw new RolloutError(
@@ -270,6 +277,31 @@ export class AfterVerdictService {
           },
         ],
       }));
+    });
+  }
+
+  /**
+   * A job ran out of retries (the API server unreachable for minutes): the rollout says so, and an
+   * undo can be sent again. A scale-down given up leaves the workload running (`kept`).
+   */
+  async gaveUp(ctx: DomainContext, kind: 'scale-down' | 'undo', id: string, message: string): Promise<void> {
+    await this.save(ctx, id, (x) => {
+      const want = kind === 'undo' ? 'undoing' : 'scheduled';
+      if (x.after?.state !== want) return undefined;
+      return kind === 'undo'
+        ? {
+            after: { ...x.after, state: 'undo-failed', message },
+            events: [{ type: 'undo', reason: `undo failed: ${message}; traffic stays on the new version` }],
+          }
+        : {
+            after: { ...x.after, state: 'kept', message },
+            events: [
+              {
+                type: 'scale',
+                reason: `${x.after.workload ?? 'the workload'} was not scaled down: ${message}`,
+              },
+            ],
+          };
     });
   }
 

@@ -23,15 +23,16 @@ interface AfterJob {
  */
 export class AfterQueue implements AfterScheduler {
   readonly queue: Queue<AfterJob>;
-  constructor(connection: Redis, prefix: string) {
+  /** attempts: tries of a job (default 8); backoffMs: the first retry's delay, doubling (default 1 s). */
+  constructor(connection: Redis, prefix: string, opts: { attempts?: number; backoffMs?: number } = {}) {
     this.queue = new Queue<AfterJob>(AFTER_QUEUE, {
       connection,
       prefix,
       defaultJobOptions: {
         removeOnComplete: true,
         removeOnFail: 1000,
-        attempts: 8,
-        backoff: { type: 'exponential', delay: 1_000 },
+        attempts: opts.attempts ?? 8,
+        backoff: { type: 'exponential', delay: opts.backoffMs ?? 1_000 },
       },
     });
   }
@@ -61,6 +62,13 @@ export class AfterQueue implements AfterScheduler {
     return this.replace(undoJobId(rolloutId), { kind: 'undo', id: rolloutId }, 0);
   }
 
+  async undoQueued(rolloutId: string): Promise<boolean> {
+    const job = await this.queue.getJob(undoJobId(rolloutId));
+    if (!job) return false;
+    const state = await job.getState();
+    return state !== 'completed' && state !== 'failed' && state !== 'unknown';
+  }
+
   async depth(): Promise<Record<string, number>> {
     const counts = await this.queue.getJobCounts('wait', 'active', 'delayed', 'failed');
     return Object.fromEntries(Object.entries(counts).map(([state, n]) => [`${AFTER_QUEUE}/${state}`, n]));
@@ -79,8 +87,20 @@ export function afterVerdictProcessor(ctx: DomainContext, concurrency = 4): Queu
     async processor(job: Job<AfterJob>) {
       const after = ctx.after;
       if (!after) throw new Error('this process has no cluster configured for scale-downs and undo');
-      if (job.data.kind === 'scale-down') await after.runScaleDown(ctx, job.data.id);
-      else await after.runUndo(ctx, job.data.id);
+      try {
+        if (job.data.kind === 'scale-down') await after.runScaleDown(ctx, job.data.id);
+        else await after.runUndo(ctx, job.data.id);
+      } catch (e) {
+        // The last attempt: record that it gave up, so the rollout does not say `undoing` forever.
+        if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
+          await after
+            .gaveUp(ctx, job.data.kind, job.data.id, (e as Error).message)
+            .catch((err: Error) =>
+              ctx.logger.warn({ rollout: job.data.id, err: err.message }, 'could not record it'),
+            );
+        }
+        throw e;
+      }
     },
   };
 }
