@@ -77,6 +77,8 @@ export interface DomainContext {
   scheduler: TickScheduler;
   preflight?: Preflight;
   gates?: GateKeeper;
+  /** What follows a verdict: scale-downs and undo (src/rollouts/after-verdict.ts); none without a cluster. */
+  after?: AfterVerdictService;
   /** The preflight analyzer on live objects (findings with codes and fixes). */
   analyzeTarget?: (target: MeshTarget) => Promise<{
     errors: number;
@@ -96,8 +98,6 @@ export interface DomainContext {
   logger: Logger;
   now(): number;
   onEvents?: EventListener;
-  /** What follows a verdict: scale-downs and undo (src/rollouts/after-verdict.ts); none without a cluster. */
-  after?: AfterVerdictService;
   /** Checks of a new spec against what this process has (a cluster, a Prometheus); each issue names its field. */
   validateSpec?: (spec: RolloutSpec) => { path: string; message: string }[];
 }
