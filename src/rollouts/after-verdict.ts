@@ -3,7 +3,7 @@ import { formatDuration } from '../duration.ts';
 import type { WorkloadScaler } from '../mesh/kube-workloads.ts';
 import { MeshError, type MeshTarget, type PromotionMode } from '../mesh/types.ts';
 import type { Redis } from '../redis.ts';
-import type { DomainContext } from './context.ts';
+import type { AfterVerdictHooks, DomainContext } from './context.ts';
 import { RolloutError } from './errors.ts';
 import type { AfterVerdict, Rollout, RolloutEvent } from './model.ts';
 import { commandRefusal } from './phases.ts';
@@ -52,7 +52,7 @@ export class AfterBusy extends Error {}
 
 const LABELS_TTL_S = 30 * 24 * 3600;
 
-export class AfterVerdictService {
+export class AfterVerdictService implements AfterVerdictHooks {
   private readonly readyTimeoutMs: number;
   private readonly pollMs: number;
   constructor(private readonly o: AfterVerdictOptions) {

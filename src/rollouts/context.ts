@@ -2,7 +2,6 @@ import type { MeshTarget, TrafficRouter } from '../mesh/types.ts';
 import type { AnalysisReport } from '../metrics/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Recorder } from '../observability/recorder.ts';
-import type { AfterVerdictService } from './after-verdict.ts';
 import type { Rollout, RolloutEvent } from './model.ts';
 import type { RolloutSpec } from './spec.ts';
 import type { RolloutStore } from './store.ts';
@@ -38,6 +37,18 @@ export interface TickScheduler {
 /** Preflight findings that stop a rollout (errors only). */
 export interface Preflight {
   check(target: MeshTarget, rolloutId: string): Promise<{ code: string; message: string }[]>;
+}
+
+/** After the verdict (AfterVerdictService in src/rollouts/after-verdict.ts): what the engine, the API and the worker call. */
+export interface AfterVerdictHooks {
+  /** Before a promotion is written: keeps what undo needs (a relabelled subset's old labels). */
+  beforePromote(ctx: DomainContext, r: Rollout): Promise<void>;
+  /** Once a terminal phase is saved: schedules the scale-down that follows; never throws. */
+  ended(ctx: DomainContext, id: string): Promise<void>;
+  requestUndo(ctx: DomainContext, cmd: { id: string; by?: string; reason?: string }): Promise<Rollout>;
+  runScaleDown(ctx: DomainContext, id: string): Promise<void>;
+  runUndo(ctx: DomainContext, id: string): Promise<void>;
+  gaveUp(ctx: DomainContext, kind: 'scale-down' | 'undo', id: string, message: string): Promise<void>;
 }
 
 /** Gates that hold a rollout before a weight change or before promotion. */
@@ -78,7 +89,7 @@ export interface DomainContext {
   preflight?: Preflight;
   gates?: GateKeeper;
   /** What follows a verdict: scale-downs and undo (src/rollouts/after-verdict.ts); none without a cluster. */
-  after?: AfterVerdictService;
+  after?: AfterVerdictHooks;
   /** The preflight analyzer on live objects (findings with codes and fixes). */
   analyzeTarget?: (target: MeshTarget) => Promise<{
     errors: number;
