@@ -51,6 +51,8 @@ export interface AfterVerdictOptions {
 export class AfterBusy extends Error {}
 
 const LABELS_TTL_S = 30 * 24 * 3600;
+/** The per-rollout lock of a scale-down or undo job, renewed every third of it while the job runs. */
+const LOCK_MS = 9_000;
 
 export class AfterVerdictService implements AfterVerdictHooks {
   private readonly readyTimeoutMs: number;
@@ -305,15 +307,31 @@ export class AfterVerdictService implements AfterVerdictHooks {
     });
   }
 
-  /** One job at a time per rollout (scale-down or undo); the lock outlives the longest wait for readiness. */
+  /**
+   * One job at a time per rollout (scale-down or undo). The lock is short and renewed while the job
+   * runs, so one held by a killed worker frees itself within LOCK_MS and the job's retry goes on.
+   */
   private async locked(id: string, run: () => Promise<void>): Promise<void> {
     const k = this.key('lock', id);
     const token = randomUUID();
-    const ok = await this.o.redis.set(k, token, 'PX', this.readyTimeoutMs + 60_000, 'NX');
+    const ok = await this.o.redis.set(k, token, 'PX', LOCK_MS, 'NX');
     if (!ok) throw new AfterBusy(`rollout ${id}: another scale-down or undo runs; trying again`);
+    const renew = setInterval(() => {
+      void this.o.redis
+        .eval(
+          "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+          1,
+          k,
+          token,
+          LOCK_MS,
+        )
+        .catch(() => {});
+    }, LOCK_MS / 3);
+    renew.unref();
     try {
       await run();
     } finally {
+      clearInterval(renew);
       await this.o.redis
         .eval(
           "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",

@@ -84,6 +84,9 @@ export function afterVerdictProcessor(ctx: DomainContext, concurrency = 4): Queu
   return {
     queue: AFTER_QUEUE,
     concurrency,
+    // A job of a killed worker runs again within seconds (BullMQ renews the lock of a live one).
+    lockDuration: 10_000,
+    stalledInterval: 3_000,
     async processor(job: Job<AfterJob>) {
       const after = ctx.after;
       if (!after) throw new Error('this process has no cluster configured for scale-downs and undo');
