@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.ts';
 import { createKubeClients, createKubeRouters, type KubeTrafficRouter } from './mesh/kube-router.ts';
+import { createKubeEventSink, createWorkloadScaler } from './mesh/kube-workloads.ts';
 import { analyzeLive, createPreflight } from './mesh/live-analyzer.ts';
 import { MeshError, type MeshTarget } from './mesh/types.ts';
 import { createPrometheusProvider, type PrometheusProvider } from './metrics/prometheus.ts';
@@ -12,12 +13,15 @@ import { NotifyQueue, notifyOnEvents } from './notify/queue.ts';
 import type { Logger } from './observability/logger.ts';
 import type { Recorder } from './observability/recorder.ts';
 import type { Redis } from './redis.ts';
+import { AfterVerdictService } from './rollouts/after-verdict.ts';
 import { createRolloutAnalyzer, type TargetFactsReader } from './rollouts/analyzer.ts';
 import { createBacktestRunner } from './rollouts/backtest.ts';
 import type { DomainContext } from './rollouts/context.ts';
+import { allListeners, kubeEventsOnEvents } from './rollouts/kube-events.ts';
 import type { RolloutSpec } from './rollouts/spec.ts';
 import { RolloutStore } from './rollouts/store.ts';
 import { TemplateStore } from './rollouts/templates.ts';
+import { AfterQueue } from './workers/after-verdict.ts';
 import { TickQueue } from './workers/ticks.ts';
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -78,6 +82,8 @@ export interface Domain {
   ctx: DomainContext;
   ticks: TickQueue;
   notify: NotifyQueue;
+  /** Scale-downs and undos (src/workers/after-verdict.ts). */
+  after: AfterQueue;
   gates: GateStore;
   provider?: PrometheusProvider;
   close(): Promise<void>;
@@ -140,6 +146,18 @@ export function buildDomain(opts: DomainOptions): Domain {
   const ticks = new TickQueue(opts.queueRedis ?? redis, prefix);
   const notify = new NotifyQueue(opts.queueRedis ?? redis, prefix);
   const gates = new GateStore(redis, prefix);
+  const after = new AfterQueue(redis, prefix);
+  const scaler = kubeConfig ? createWorkloadScaler({ ...policy, kubeConfig }) : undefined;
+  const kubeEvents = kubeConfig
+    ? createKubeEventSink({
+        ...policy,
+        timeoutMs: 3_000,
+        kubeConfig,
+        uidOf: async (ns, name, cluster) =>
+          (await router(cluster).getVirtualService(ns, name))?.metadata?.uid,
+        onOutcome: (o) => recorder.kubeEvent(o),
+      })
+    : undefined;
   const ctx: DomainContext = {
     store: new RolloutStore(redis, prefix, { retentionSeconds: config.retention }),
     templates: new TemplateStore(redis, prefix, config.templates),
@@ -159,7 +177,27 @@ export function buildDomain(opts: DomainOptions): Domain {
     recorder,
     logger,
     now: () => Date.now(),
-    onEvents: notifyOnEvents(notify, logger),
+    onEvents: allListeners(
+      notifyOnEvents(notify, logger),
+      kubeEvents && kubeEventsOnEvents(kubeEvents, { onDropped: () => recorder.kubeEvent('error') }),
+    ),
+    ...(scaler
+      ? {
+          after: new AfterVerdictService({
+            redis,
+            prefix,
+            scheduler: after,
+            cluster: (c) => {
+              const r = router(c);
+              return {
+                scaler,
+                stableLabels: (t) => r.stableLabels(t),
+                undoPromotion: (t, m, l) => r.undoPromotion(t, m, l),
+              };
+            },
+          }),
+        }
+      : {}),
     gates: createGateKeeper({
       store: gates,
       onError: (e) =>
@@ -187,10 +225,11 @@ export function buildDomain(opts: DomainOptions): Domain {
     ctx,
     ticks,
     notify,
+    after,
     gates,
     ...(provider ? { provider } : {}),
     async close() {
-      await Promise.all([ticks.close(), notify.close()]);
+      await Promise.all([ticks.close(), notify.close(), after.close()]);
       provider?.close();
     },
   };

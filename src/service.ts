@@ -10,6 +10,7 @@ import { setOutboundPolicy } from './notify/url-guard.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Recorder } from './observability/recorder.ts';
 import { connectRedis, pingRedis, type Redis } from './redis.ts';
+import { afterVerdictProcessor } from './workers/after-verdict.ts';
 import { startWorkers, type WorkerPool } from './workers/runtime.ts';
 import { tickProcessor } from './workers/ticks.ts';
 
@@ -58,7 +59,11 @@ export async function startService(
   });
   recorder.observeState({
     rolloutsByPhase: () => domain.ctx.store.countByPhase(),
-    queueDepth: async () => ({ ...(await domain.ticks.depth()), ...(await domain.notify.depth()) }),
+    queueDepth: async () => ({
+      ...(await domain.ticks.depth()),
+      ...(await domain.notify.depth()),
+      ...(await domain.after.depth()),
+    }),
   });
 
   let server: ServerType | undefined;
@@ -100,6 +105,7 @@ export async function startService(
       prefix: config.keyPrefix,
       processors: [
         tickProcessor(domain.ctx, config.workerConcurrency),
+        afterVerdictProcessor(domain.ctx),
         notifyProcessor({
           store: domain.ctx.store,
           recorder,

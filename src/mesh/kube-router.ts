@@ -77,6 +77,21 @@ export interface KubeTrafficRouter extends TrafficRouter {
   listVirtualServices(namespace?: string): Promise<VirtualServiceObject[]>;
   /** The networking.istio.io version the server was found to serve. */
   apiVersion(): Promise<string>;
+  /**
+   * The stable subset's labels before the rollout changed them (from the snapshot while the rollout
+   * holds the DestinationRule, else as they are now): what undo gives back after a relabel.
+   */
+  stableLabels(target: MeshTarget): Promise<Record<string, string> | undefined>;
+  /**
+   * Undoes a promotion in one write: `shift` — every managed route sends the whole share back to the
+   * stable subset (the VirtualService); `relabel` — the stable subset selects the old version's
+   * labels again (the DestinationRule; its routes already send everything to stable).
+   */
+  undoPromotion(
+    target: MeshTarget,
+    mode: PromotionMode,
+    stableLabels?: Record<string, string>,
+  ): Promise<void>;
 }
 
 function annotationsOf(o: IstioObject): Record<string, string> {
@@ -552,6 +567,32 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
           spec = removeSubset(spec, t.canarySubset);
         return withAnnotations(withSpec(o, spec), none);
       });
+    },
+
+    async stableLabels(t) {
+      const dr = await mustGet<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule);
+      const original = parseSpec<DestinationRuleSpec>(dr, annotationsOf(dr)[ANNOTATIONS.originalSpec]);
+      const subset = (original ?? drSpec(dr)).subsets?.find((x) => x.name === t.stableSubset);
+      return subset?.labels as Record<string, string> | undefined;
+    },
+
+    async undoPromotion(t, mode, stableLabels) {
+      if (mode === 'relabel') {
+        if (!stableLabels) {
+          throw new MeshError(
+            'Invalid',
+            `the old labels of subset '${t.stableSubset}' were not recorded at promotion; set them back in DestinationRule ${t.namespace}/${t.destinationRule} by hand`,
+            false,
+          );
+        }
+        const ref = { namespace: t.namespace, name: t.destinationRule };
+        await drUpdate(t, (o) => withSpec(o, relabelSubset(drSpec(o), ref, t.stableSubset, stableLabels)));
+        return;
+      }
+      // After a shift the managed routes send to the canary subset: promote "back" to the old one.
+      const scope = await scopeOf(t);
+      const back = { ...scope, stableSubset: scope.canarySubset, canarySubset: scope.stableSubset };
+      await vsUpdate(t, (o) => withSpec(o, promoteVirtualService(vsSpec(o), back, 'shift')));
     },
 
     async release(t) {

@@ -151,6 +151,10 @@ export function summarize(r: Rollout, e: RolloutEvent): string {
       return `${who} gate: ${e.reason}${by}`;
     case 'notification':
       return `${who} ${e.reason}`;
+    case 'scale':
+      return `${who}: ${e.reason}`;
+    case 'undo':
+      return `${who} undone${by}: ${e.reason}`;
     case 'transition':
       switch (e.to) {
         case 'succeeded':

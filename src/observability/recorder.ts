@@ -85,6 +85,19 @@ export class Recorder {
     registers: [this.registry],
   });
 
+  private readonly kubeEvents = new Counter({
+    name: 'vane_kube_events_total',
+    help: 'Kubernetes Events vane wrote on VirtualServices, by outcome (ok, error); best effort.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly scaleDowns = new Counter({
+    name: 'vane_workload_scales_total',
+    help: 'Workloads vane scaled after a verdict, by why (old-version, canary-failed, undo) and result.',
+    labelNames: ['why', 'result'] as const,
+    registers: [this.registry],
+  });
+
   constructor({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
     this.buildInfo.set({ version: VERSION, node: process.version }, 1);
@@ -150,6 +163,13 @@ export class Recorder {
   }
   notification(type: string, result: 'sent' | 'failed'): void {
     this.notifications.inc({ type, result });
+  }
+
+  kubeEvent(outcome: 'ok' | 'error'): void {
+    this.kubeEvents.inc({ outcome });
+  }
+  workloadScaled(why: 'old-version' | 'canary-failed' | 'undo', result: 'ok' | 'error'): void {
+    this.scaleDowns.inc({ why, result });
   }
 
   metrics(): Promise<string> {

@@ -40,6 +40,18 @@ export interface Preflight {
   check(target: MeshTarget, rolloutId: string): Promise<{ code: string; message: string }[]>;
 }
 
+/** After the verdict (AfterVerdictService in src/rollouts/after-verdict.ts): what the engine, the API and the worker call. */
+export interface AfterVerdictHooks {
+  /** Before a promotion is written: keeps what undo needs (a relabelled subset's old labels). */
+  beforePromote(ctx: DomainContext, r: Rollout): Promise<void>;
+  /** Once a terminal phase is saved: schedules the scale-down that follows; never throws. */
+  ended(ctx: DomainContext, id: string): Promise<void>;
+  requestUndo(ctx: DomainContext, cmd: { id: string; by?: string; reason?: string }): Promise<Rollout>;
+  runScaleDown(ctx: DomainContext, id: string): Promise<void>;
+  runUndo(ctx: DomainContext, id: string): Promise<void>;
+  gaveUp(ctx: DomainContext, kind: 'scale-down' | 'undo', id: string, message: string): Promise<void>;
+}
+
 /** Gates that hold a rollout before a weight change or before promotion. */
 export type GateName = 'pre-rollout' | 'confirm-rollout' | 'confirm-traffic-increase' | 'confirm-promotion';
 
@@ -77,6 +89,8 @@ export interface DomainContext {
   scheduler: TickScheduler;
   preflight?: Preflight;
   gates?: GateKeeper;
+  /** What follows a verdict: scale-downs and undo (src/rollouts/after-verdict.ts); none without a cluster. */
+  after?: AfterVerdictHooks;
   /** The preflight analyzer on live objects (findings with codes and fixes). */
   analyzeTarget?: (target: MeshTarget) => Promise<{
     errors: number;

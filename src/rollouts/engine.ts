@@ -192,12 +192,15 @@ async function rollBack(ctx: DomainContext, r: Rollout): Promise<TickOutcome> {
   const router = ctx.router(r.spec.target.cluster);
   await router.rollback(meshTarget(r), { removeCanarySubset: r.createdSubset, rolloutId: r.id });
   ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
-  return saveEnd(ctx, r, 'rolling-back', (x) => {
+  const end = await saveEnd(ctx, r, 'rolling-back', (x) => {
     const c = new Change({ ...x, weights: { stable: 100, canary: 0 }, applied: true }, ctx.now());
     c.event({ type: 'weight', reason: 'rolled back to stable', weights: { stable: 100, canary: 0 } });
     c.transition(x.outcome ?? 'failed', x.reason);
     return c;
   });
+  // After the verdict (src/rollouts/after-verdict.ts): schedules the canary's scale-down; never throws.
+  if (end.done) await ctx.after?.ended(ctx, r.id);
+  return end;
 }
 
 /**
@@ -371,10 +374,12 @@ async function step(ctx: DomainContext, r: Rollout): Promise<TickOutcome> {
       return { done: false, nextAt: Math.min(until ?? Number.POSITIVE_INFINITY, now + IDLE_MS) };
     }
     case 'promoting': {
+      // Keeps what undo needs (a relabelled subset's old labels) before the promotion changes it.
+      await ctx.after?.beforePromote(ctx, r);
       await router.promote(target, r.spec.strategy.promotion);
       await router.release(target);
       ctx.recorder.setWeights(r, { stable: 0, canary: 0 });
-      return saveEnd(ctx, r, 'promoting', (x) => {
+      const end = await saveEnd(ctx, r, 'promoting', (x) => {
         const c = new Change(
           { ...x, weights: { stable: 0, canary: 100 }, applied: true, errorCount: 0 },
           now,
@@ -387,6 +392,9 @@ async function step(ctx: DomainContext, r: Rollout): Promise<TickOutcome> {
         c.transition('succeeded', 'promoted');
         return c;
       });
+      // After the verdict (src/rollouts/after-verdict.ts): schedules the old version's scale-down; never throws.
+      if (end.done) await ctx.after?.ended(ctx, r.id);
+      return end;
     }
     case 'rolling-back':
       return rollBack(ctx, r);

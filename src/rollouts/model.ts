@@ -53,6 +53,27 @@ export interface Rollout {
   /** Consecutive tick errors (outside calls failing); reset by a good tick. */
   errorCount: number;
   lastError?: string;
+  /** What happened after the verdict (src/rollouts/after-verdict.ts): scale-downs and undo. */
+  after?: AfterVerdict;
+}
+
+/** After the verdict: the old (or, after a rollback, the canary) workload, and undo. */
+export interface AfterVerdict {
+  /**
+   * scheduled: a scale-down waits in the queue (`scaleDownAt`); kept: nothing is scaled down;
+   * scaled-down: the workload was scaled to 0; undoing / undone: an undo runs / ran;
+   * undo-failed: the last undo could not finish (`message`), it can be sent again.
+   */
+  state: 'scheduled' | 'kept' | 'scaled-down' | 'undoing' | 'undone' | 'undo-failed';
+  /** "Deployment ns/name" of the workload scaled down. */
+  workload?: string;
+  scaleDownAt?: number;
+  scaledDownAt?: number;
+  /** Replicas it had before the scale-down, for undo. */
+  replicas?: number;
+  undoneAt?: number;
+  undoneBy?: string;
+  message?: string;
 }
 
 export type EventType =
@@ -65,7 +86,9 @@ export type EventType =
   | 'drift'
   | 'error'
   | 'gate'
-  | 'notification';
+  | 'notification'
+  | 'scale'
+  | 'undo';
 
 /** One line of a rollout's history. */
 export interface RolloutEvent {

@@ -55,22 +55,40 @@ export type LiveCommand = 'promote' | 'promote-full' | 'abort' | 'pause' | 'resu
  * The one table of which command applies in which phase. The API refuses a command outside it
  * (409), and the engine drops one that no longer applies by the time a tick sees it, with an event.
  */
-export const COMMAND_PHASES: Record<LiveCommand, readonly Phase[]> = {
+export const COMMAND_PHASES: Record<LiveCommand | 'undo', readonly Phase[]> = {
   abort: ['pending', 'initializing', 'progressing', 'paused', 'awaiting-promotion', 'promoting'],
   pause: ['pending', 'initializing', 'progressing', 'awaiting-promotion'],
   resume: ['paused'],
   promote: ['progressing', 'paused', 'awaiting-promotion'],
   'promote-full': ['progressing', 'paused', 'awaiting-promotion'],
+  /**
+   * Undo a promotion: only a succeeded rollout whose old version is known (stable.workload) and
+   * still exists (running, or scaled down and kept), not undone yet. Carried out by the
+   * after-verdict worker, not by a tick (src/rollouts/after-verdict.ts).
+   */
+  undo: ['succeeded'],
 };
 
 /** Why `type` cannot apply to a rollout in this state; undefined when it can. Read by the API and the engine alike. */
 export function commandRefusal(
-  r: { phase: Phase; pause?: { from: Phase; kind: string } | undefined },
-  type: LiveCommand | 'retry',
+  r: {
+    phase: Phase;
+    pause?: { from: Phase; kind: string } | undefined;
+    spec?: { stable: { workload?: { name: string } | undefined } };
+    after?: { state: string } | undefined;
+  },
+  type: LiveCommand | 'retry' | 'undo',
 ): string | undefined {
   if (type === 'retry') return 'retry starts a new rollout from an ended one';
   const phases = COMMAND_PHASES[type];
   if (!phases.includes(r.phase)) return `it is ${r.phase}; ${type} applies when it is ${phases.join(', ')}`;
+  if (type === 'undo') {
+    if (!r.spec?.stable.workload)
+      return 'its spec names no stable.workload, so vane cannot tell whether the old version still runs';
+    if (r.after?.state === 'undoing') return 'an undo is already running';
+    if (r.after?.state === 'undone') return 'it was undone already';
+    return undefined;
+  }
   if (r.phase === 'paused') {
     if (type === 'promote' && r.pause?.kind !== 'gate') {
       return `it is paused (${r.pause?.kind ?? 'manual'}); resume it first, or use promote-full`;

@@ -53,6 +53,9 @@ const Step = z.union([
   }),
 ]);
 
+/** The longest scaleDownDelay: the undo window is kept in the queue, not forever. */
+const SCALE_DOWN_DELAY_MAX_MS = 30 * 24 * 3_600_000;
+
 const Common = {
   /** How long each step is analysed before the next. Default 1m. */
   stepInterval: Duration.default(60_000),
@@ -60,6 +63,21 @@ const Common = {
   promotion: z.enum(['shift', 'relabel']).default('shift'),
   /** Hold at max weight until someone (or a confirm-promotion webhook) approves. Default false. */
   confirmPromotion: z.boolean().default(false),
+  /**
+   * After a promotion, how long the old version's workload (stable.workload) keeps running before
+   * it is scaled to 0; undo is instant within it. A duration, `0` (at once) or `never`. Default 30m.
+   */
+  scaleDownDelay: z
+    .union(
+      [
+        z.literal('never'),
+        z.literal(0),
+        z.literal('0').transform(() => 0),
+        Duration.refine((ms) => ms <= SCALE_DOWN_DELAY_MAX_MS, 'at most 720h (30 days); or never'),
+      ],
+      { error: 'a duration such as 30m, 0 (at once) or never' },
+    )
+    .default(1_800_000),
 };
 
 export const StrategySchema = z.discriminatedUnion('type', [
@@ -171,13 +189,21 @@ export const NotificationSchema = z.strictObject({
 export const RolloutSpecSchema = z
   .strictObject({
     target: TargetSchema,
-    stable: z.strictObject({ subset: z.string().min(1) }),
+    stable: z.strictObject({
+      subset: z.string().min(1),
+      /** The old version's workload: scaled to 0 after a promotion (strategy.scaleDownDelay), scaled up again by undo. */
+      workload: z
+        .strictObject({ kind: z.literal('Deployment').default('Deployment'), name: Name })
+        .optional(),
+    }),
     canary: z.strictObject({
       subset: z.string().min(1),
       labels: Labels.refine((l) => Object.keys(l).length > 0, 'at least one label, e.g. { version: v2 }'),
       workload: z
         .strictObject({ kind: z.literal('Deployment').default('Deployment'), name: Name })
         .optional(),
+      /** After a rollback, scale canary.workload to 0 (default false: the CI system that deployed it owns it). */
+      scaleDownOnFailure: z.boolean().default(false),
     }),
     strategy: StrategySchema,
     analysis: AnalysisSchema.prefault({}),

@@ -171,6 +171,13 @@ export class RolloutStore {
     ];
   }
 
+  /** The id of the active rollout holding this rollout's VirtualService or DestinationRule, if any. */
+  async targetHolder(r: Rollout): Promise<string | undefined> {
+    const [vs, dr] = this.lockKeys(r);
+    const [a, b] = await this.redis.mget(vs, dr);
+    return a ?? b ?? undefined;
+  }
+
   /** Stores a new rollout unless its idempotency key is known or its target is held by another rollout. */
   async create(r: Rollout, event: RolloutEvent): Promise<CreateResult> {
     const [vs, dr] = this.lockKeys(r);

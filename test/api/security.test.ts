@@ -34,6 +34,7 @@ function routes(id: string) {
     { method: 'POST', path: `/api/v1/rollouts/${id}/promote-full`, scope: 'operate', body: {} },
     { method: 'POST', path: `/api/v1/rollouts/${id}/abort`, scope: 'operate', body: {} },
     { method: 'POST', path: `/api/v1/rollouts/${id}/approve`, scope: 'operate', body: {} },
+    { method: 'POST', path: `/api/v1/rollouts/${id}/undo`, scope: 'operate', body: {} },
     { method: 'POST', path: `/api/v1/rollouts/${id}/retry`, scope: 'trigger', body: {} },
     { method: 'GET', path: '/api/v1/templates', scope: 'read' },
     { method: 'GET', path: '/api/v1/templates/web', scope: 'read' },

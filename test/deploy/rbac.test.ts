@@ -11,6 +11,7 @@ import { isTerminal } from '../../src/rollouts/phases.ts';
 import { sendCommand, startRollout } from '../../src/rollouts/verbs.ts';
 import { grantName } from '../../src/sandbox/kube/index.ts';
 import type { ManagedProcess } from '../../src/sandbox/processes.ts';
+import { afterVerdictProcessor } from '../../src/workers/after-verdict.ts';
 import { startWorkers, type WorkerPool } from '../../src/workers/runtime.ts';
 import { tickProcessor } from '../../src/workers/ticks.ts';
 import { canarySpec, seedTarget } from '../helpers/engine.ts';
@@ -56,7 +57,7 @@ describe('the rendered ClusterRole against a whole rollout (simulator enforcing 
     pool = startWorkers({
       connection: blocking,
       prefix: config.keyPrefix,
-      processors: [tickProcessor(domain.ctx, 10)],
+      processors: [tickProcessor(domain.ctx, 10), afterVerdictProcessor(domain.ctx)],
       logger,
     });
   });
@@ -104,35 +105,41 @@ describe('the rendered ClusterRole against a whole rollout (simulator enforcing 
     expect(before.grants.every((g) => g.requests === 0)).toBe(true);
     for (const name of ['cart', 'pay']) {
       seedTarget(sim, name);
-      sim.putObject({
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: `${name}-v2`, namespace: 'shop' },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: name, version: 'v2' } },
-          template: {
-            metadata: { labels: { app: name, version: 'v2' } },
-            spec: { containers: [{ name: 'app', image: `${name}:v2` }] },
+      for (const version of ['v1', 'v2']) {
+        sim.putObject({
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: `${name}-${version}`, namespace: 'shop' },
+          spec: {
+            replicas: 2,
+            selector: { matchLabels: { app: name, version } },
+            template: {
+              metadata: { labels: { app: name, version } },
+              spec: { containers: [{ name: 'app', image: `${name}:${version}` }] },
+            },
           },
-        },
-      });
-      sim.setDeploymentStatus('shop', `${name}-v2`, {
-        observedGeneration: 1,
-        replicas: 1,
-        readyReplicas: 1,
-        updatedReplicas: 1,
-        availableReplicas: 1,
-      });
+        });
+        sim.setDeploymentStatus('shop', `${name}-${version}`, {
+          observedGeneration: 1,
+          replicas: 2,
+          readyReplicas: 2,
+          updatedReplicas: 2,
+          availableReplicas: 2,
+        });
+      }
     }
+    // cart: the old version scaled down at once after the promotion; pay: the canary after the abort.
+    // Both write Kubernetes Events on the way.
     const spec = (name: string, stepInterval: string) =>
       canarySpec(name, {
+        stable: { subset: 'v1', workload: { name: `${name}-v1` } },
         canary: {
           subset: 'v2',
           labels: { app: name, version: 'v2' },
           workload: { kind: 'Deployment', name: `${name}-v2` },
+          scaleDownOnFailure: true,
         },
-        strategy: { type: 'canary', steps: [20, 50], stepInterval },
+        strategy: { type: 'canary', steps: [20, 50], stepInterval, scaleDownDelay: 0 },
         // No metric checks: this run is about the Kubernetes calls, not Prometheus.
         analysis: { guardInterval: '250ms', minRequests: 0 },
       });
@@ -161,6 +168,22 @@ describe('the rendered ClusterRole against a whole rollout (simulator enforcing 
     const [c, p] = await refused(() => Promise.all([settle(cart.id), settle(pay.id)]));
     expect([c.phase, c.reason]).toEqual(['succeeded', expect.any(String)]);
     expect(p.phase).toBe('aborted');
+    // The scale-downs ran through deployments/scale, and Events were written on the VirtualServices.
+    await refused(() =>
+      eventually(async () => {
+        const [cr, pr] = await Promise.all([ctx.store.get(cart.id), ctx.store.get(pay.id)]);
+        return cr?.after?.state === 'scaled-down' && pr?.after?.state === 'scaled-down' ? true : undefined;
+      }, 20_000),
+    );
+    expect(sim.getObject('apps/v1', 'Deployment', 'shop', 'cart-v1').spec.replicas).toBe(0);
+    expect(sim.getObject('apps/v1', 'Deployment', 'shop', 'pay-v2').spec.replicas).toBe(0);
+    expect(sim.getObject('apps/v1', 'Deployment', 'shop', 'cart-v2').spec.replicas).toBe(2);
+    await eventually(
+      async () =>
+        sim.listObjects('v1', 'Event', 'shop').some((e: { reason?: string }) => e.reason === 'Promoted') ||
+        undefined,
+      10_000,
+    );
     expect(
       sim.getObject('networking.istio.io/v1', 'VirtualService', 'shop', 'cart').spec.http[1].route,
     ).toEqual([{ destination: { host: 'cart', subset: 'v2' }, weight: 100 }]);
@@ -182,6 +205,8 @@ describe('the rendered ClusterRole against a whole rollout (simulator enforcing 
         'ClusterRole vane: get destinationrules.networking.istio.io',
         'ClusterRole vane: update destinationrules.networking.istio.io',
         'ClusterRole vane: get deployments.apps',
+        'ClusterRole vane: patch deployments/scale.apps',
+        'ClusterRole vane: create events',
         'ClusterRole vane: list pods',
       ].sort(),
     );

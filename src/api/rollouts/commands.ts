@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { DomainContext } from '../../rollouts/context.ts';
+import { RolloutError } from '../../rollouts/errors.ts';
 import { publicView } from '../../rollouts/model.ts';
 import { approveGate, getRollout, retryRollout, sendCommand } from '../../rollouts/verbs.ts';
 import type { App } from '../app.ts';
@@ -47,6 +48,35 @@ function commandRoute(type: keyof typeof COMMANDS, ctx: DomainContext) {
     },
   });
 }
+
+const undo = (ctx: DomainContext) =>
+  createRoute({
+    ...scoped('operate', rolloutNamespace(ctx)),
+    method: 'post',
+    path: '/api/v1/rollouts/{id}/undo',
+    summary:
+      'Undo a succeeded rollout: route 100% back to the old version (stable.workload), scaling it up first when it was scaled down',
+    request: {
+      params: RolloutIdParam,
+      body: { required: false, content: { 'application/json': { schema: CommandBodySchema } } },
+    },
+    responses: {
+      202: {
+        description:
+          'Accepted; the rollout with after.state undoing (the after-verdict worker carries it out at once; undone when done)',
+        content: { 'application/json': { schema: z.object({ rollout: RolloutSchema }) } },
+      },
+      ...errorResponses(
+        'BAD_REQUEST',
+        'UNAUTHORIZED',
+        'FORBIDDEN',
+        'NOT_FOUND',
+        'CONFLICT',
+        'RATE_LIMITED',
+        'UNAVAILABLE',
+      ),
+    },
+  });
 
 const retry = (ctx: DomainContext) =>
   createRoute({
@@ -124,6 +154,18 @@ export function registerRolloutCommands(app: App, ctx: DomainContext): void {
       return c.json({ rollout: publicView(rollout) }, 202);
     });
   }
+  app.openapi(undo(ctx), async (c) => {
+    const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
+    const id = c.req.valid('param').id;
+    if (!ctx.after) {
+      throw new RolloutError(
+        'UNPROCESSABLE',
+        'undo needs a Kubernetes cluster configured in vane (KUBECONFIG)',
+      );
+    }
+    const rollout = await ctx.after.requestUndo(ctx, { id, ...actor(c, body) });
+    return c.json({ rollout: publicView(rollout) }, 202);
+  });
   app.openapi(approve(ctx), async (c) => {
     const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
     const id = c.req.valid('param').id;

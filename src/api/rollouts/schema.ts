@@ -45,6 +45,21 @@ export const RolloutSchema = z
     progress: z.record(z.string(), z.unknown()),
     lastAnalysis: z.unknown().optional(),
     pendingCommands: z.array(z.string()),
+    after: z
+      .object({
+        state: z.enum(['scheduled', 'kept', 'scaled-down', 'undoing', 'undone', 'undo-failed']),
+        workload: z.string().optional(),
+        scaleDownAt: z.number().optional(),
+        scaledDownAt: z.number().optional(),
+        replicas: z.number().optional(),
+        undoneAt: z.number().optional(),
+        undoneBy: z.string().optional(),
+        message: z.string().optional(),
+      })
+      .optional()
+      .openapi({
+        description: 'After the verdict: the old (or failed canary) workload scale-down, and undo',
+      }),
   })
   .passthrough()
   .openapi('Rollout');

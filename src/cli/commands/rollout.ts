@@ -27,6 +27,7 @@ export interface RolloutView {
     canary: { subset: string };
   };
   lastAnalysis?: { verdict: string; results?: { name: string; verdict: string; message: string }[] };
+  after?: { state: string; workload?: string; scaleDownAt?: number; message?: string };
 }
 
 const rid = (id: string) => encodeURIComponent(id);
@@ -46,6 +47,12 @@ function describe(r: RolloutView): string {
     `phase:    ${phase(r.phase)}${r.reason ? `  (${r.reason})` : ''}`,
     `weights:  ${weights(r)}`,
   ];
+  if (r.after) {
+    const at = r.after.state === 'scheduled' && r.after.scaleDownAt;
+    out.push(
+      `after:    ${r.after.state}${r.after.workload ? ` (${r.after.workload})` : ''}${at ? ` scale-down at ${new Date(at).toISOString()}` : ''}${r.after.message ? `: ${r.after.message}` : ''}`,
+    );
+  }
   if (r.lastAnalysis) {
     out.push(`analysis: ${paint(r.lastAnalysis.verdict, phaseColour(r.lastAnalysis.verdict))}`);
     for (const m of r.lastAnalysis.results ?? [])
@@ -431,5 +438,13 @@ ${EXIT_CODES_HELP}`,
     () => ({}),
     (c) => c,
     'vane rollout retry ro-3f2a9c1b7d004e8f9a1b',
+  );
+  command(
+    'undo',
+    'send a succeeded rollout back to its old version (scaled up again first when it was scaled down)',
+    () => 'undo',
+    reason,
+    withReason,
+    'vane rollout undo ro-3f2a9c1b7d004e8f9a1b --reason "checkout errors since the release"',
   );
 }

@@ -98,7 +98,7 @@ export class ObjectApi {
 
   list(x: Target, q: URLSearchParams): any {
     const byLabel = labelSelector(q.get('labelSelector'));
-    const byField = fieldSelector(q.get('fieldSelector'));
+    const byField = fieldSelector(q.get('fieldSelector'), x.t.kind);
     let items = this.store.list(x.t, x.namespace).filter((o) => byLabel(o) && byField(o));
     const rv = String(this.store.resourceVersion);
     let cont: string | undefined;

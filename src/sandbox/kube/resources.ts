@@ -76,6 +76,8 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   builtIn('apps', 'v1', 'Deployment', 'deployments', ['deploy'], true, true),
   builtIn('apps', 'v1', 'ReplicaSet', 'replicasets', ['rs'], true, true),
   builtIn('', 'v1', 'ServiceAccount', 'serviceaccounts', ['sa']),
+  // Kubernetes Events (core v1), as vane writes them on VirtualServices and `kubectl describe` reads them.
+  builtIn('', 'v1', 'Event', 'events', ['ev']),
   istio('networking.istio.io', ISTIO_NETWORKING, 'VirtualService', 'virtualservices', ['vs']),
   istio('networking.istio.io', ISTIO_NETWORKING, 'DestinationRule', 'destinationrules', ['dr']),
   istio('networking.istio.io', ISTIO_NETWORKING, 'Gateway', 'gateways', ['gw']),

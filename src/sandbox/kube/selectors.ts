@@ -78,16 +78,31 @@ const FIELDS: Record<string, (obj: any) => string | undefined> = {
   'metadata.namespace': (o) => o.metadata?.namespace,
 };
 
-/** Only the fields every resource supports; other fields are refused as a real server does. */
-export function fieldSelector(s: string | null | undefined): Matcher {
+/** The fields an Event list also selects on, as `kubectl describe` asks for an object's events. */
+const EVENT_FIELDS: Record<string, (obj: any) => string | undefined> = {
+  'involvedObject.kind': (o) => o.involvedObject?.kind,
+  'involvedObject.namespace': (o) => o.involvedObject?.namespace,
+  'involvedObject.name': (o) => o.involvedObject?.name,
+  'involvedObject.uid': (o) => o.involvedObject?.uid,
+  'involvedObject.apiVersion': (o) => o.involvedObject?.apiVersion,
+  'involvedObject.resourceVersion': (o) => o.involvedObject?.resourceVersion,
+  'involvedObject.fieldPath': (o) => o.involvedObject?.fieldPath,
+  reason: (o) => o.reason,
+  type: (o) => o.type,
+  source: (o) => o.source?.component,
+};
+
+/** Only the fields every resource supports (and an Event's own); other fields are refused as a real server does. */
+export function fieldSelector(s: string | null | undefined, kind?: string): Matcher {
   if (!s) return () => true;
+  const fields = kind === 'Event' ? { ...FIELDS, ...EVENT_FIELDS } : FIELDS;
   const reqs = splitTerms(s).map((term) => {
     const m = /^([^!=]+)(==|=|!=)(.*)$/.exec(term);
     if (!m) throw badRequest(`invalid field selector "${term}": use field=value or field!=value`);
     const field = m[1]!.trim();
-    const get = FIELDS[field];
+    const get = fields[field];
     if (!get)
-      throw badRequest(`field label not supported: ${field} (supported: ${Object.keys(FIELDS).join(', ')})`);
+      throw badRequest(`field label not supported: ${field} (supported: ${Object.keys(fields).join(', ')})`);
     return { get, neq: m[2] === '!=', value: m[3]!.trim() };
   });
   return (obj) => reqs.every((r) => (r.get(obj) === r.value) !== r.neq);

@@ -69,7 +69,29 @@ function cell(v: unknown): unknown {
   return v;
 }
 
+/** `kubectl get events` columns, as a real API server gives them. */
+function eventTable(objects: any[], listMeta: Record<string, unknown>): unknown {
+  const col = (name: string, type = 'string') => ({ name, type, format: '', description: name, priority: 0 });
+  return {
+    kind: 'Table',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: listMeta,
+    columnDefinitions: [col('Last Seen'), col('Type'), col('Reason'), col('Object'), col('Message')],
+    rows: objects.map((o) => ({
+      cells: [
+        age(o.lastTimestamp ?? o.eventTime ?? o.metadata.creationTimestamp),
+        o.type ?? '',
+        o.reason ?? '',
+        `${(o.involvedObject?.kind ?? '').toLowerCase()}/${o.involvedObject?.name ?? ''}`,
+        o.message ?? '',
+      ],
+      object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata },
+    })),
+  };
+}
+
 export function toTable(t: ResourceType, objects: any[], listMeta: Record<string, unknown> = {}): unknown {
+  if (t.kind === 'Event') return eventTable(objects, listMeta);
   const extra = EXTRA_COLUMNS[t.kind] ?? [];
   return {
     kind: 'Table',

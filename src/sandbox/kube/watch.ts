@@ -22,7 +22,7 @@ export function serveWatch(
   wrap: (obj: any) => unknown = (o) => o,
 ): void {
   const byLabel = labelSelector(q.get('labelSelector'));
-  const byField = fieldSelector(q.get('fieldSelector'));
+  const byField = fieldSelector(q.get('fieldSelector'), x.t.kind);
   const rvParam = q.get('resourceVersion');
   const selected = (o: any) =>
     (x.namespace === undefined || o.metadata.namespace === x.namespace) && byLabel(o) && byField(o);
