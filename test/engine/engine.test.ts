@@ -200,10 +200,12 @@ describe('the rollout engine, on the kube simulator and a real Redis', () => {
       { resource: 'destinationrules', status: 500, rate: 0.2 },
     ]);
     const ids: string[] = [];
+    // Steps long enough that the first rollout is still on its first step when the last one starts
+    // on a loaded machine.
     for (const n of names) {
       const { rollout } = await startRollout({
         ctx: h.domain.ctx,
-        input: canarySpec(n, { strategy: { type: 'canary', steps: [20, 40, 60], stepInterval: '2s' } }),
+        input: canarySpec(n, { strategy: { type: 'canary', steps: [20, 40, 60], stepInterval: '5s' } }),
       });
       ids.push(rollout.id);
     }
@@ -239,7 +241,7 @@ describe('the rollout engine, on the kube simulator and a real Redis', () => {
     }
     const events = await rolloutEvents({ ctx: h.domain.ctx, id: ids[0]! });
     expect(events.some((e) => e.type === 'analysis' && e.verdict === 'inconclusive')).toBe(true);
-  });
+  }, 120_000);
 
   it('holds at a manual gate until resumed', async () => {
     seedTarget(h.sim, 'gate');
