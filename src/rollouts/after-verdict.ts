@@ -4,6 +4,7 @@ import type { WorkloadScaler } from '../mesh/kube-workloads.ts';
 import { MeshError, type MeshTarget, type PromotionMode } from '../mesh/types.ts';
 import type { Redis } from '../redis.ts';
 import type { AfterVerdictHooks, DomainContext } from './context.ts';
+import { meshTarget } from './engine.ts';
 import { RolloutError } from './errors.ts';
 import type { AfterVerdict, Rollout, RolloutEvent } from './model.ts';
 import { commandRefusal } from './phases.ts';
@@ -71,11 +72,11 @@ export class AfterVerdictService implements AfterVerdictHooks {
    * labels are about to change, so the old ones are kept (first call wins; a retried promotion
    * would read the new ones) for undo.
    */
-  async beforePromote(ctx: DomainContext, r: Rollout): Promise<void> {
+  async beforePromote(_ctx: DomainContext, r: Rollout): Promise<void> {
     if (r.spec.strategy.promotion !== 'relabel' || !r.spec.stable.workload) return;
     const k = this.key('stable-labels', r.id);
     if (await this.o.redis.exists(k)) return;
-    const labels = await this.o.cluster(r.spec.target.cluster).stableLabels(targetOf(ctx, r));
+    const labels = await this.o.cluster(r.spec.target.cluster).stableLabels(meshTarget(r));
     if (labels) await this.o.redis.set(k, JSON.stringify(labels), 'EX', LABELS_TTL_S, 'NX');
   }
 
@@ -247,7 +248,7 @@ export class AfterVerdictService implements AfterVerdictHooks {
             ? ((await this.o.redis.get(this.key('stable-labels', id))) ?? undefined)
             : undefined;
         await c.undoPromotion(
-          targetOf(ctx, r),
+          meshTarget(r),
           r.spec.strategy.promotion,
           labels ? (JSON.parse(labels) as Record<string, string>) : undefined,
         );
@@ -373,21 +374,6 @@ export class AfterVerdictService implements AfterVerdictHooks {
     if (events.length) ctx.onEvents?.(saved, events);
     return saved;
   }
-}
-
-function targetOf(_ctx: DomainContext, r: Rollout): MeshTarget {
-  const t = r.spec.target;
-  return {
-    namespace: t.namespace,
-    virtualService: t.virtualService,
-    destinationRule: t.destinationRule,
-    ...(t.routes ? { routes: t.routes } : {}),
-    ...(t.host ? { host: t.host } : {}),
-    ...(t.cluster ? { cluster: t.cluster } : {}),
-    stableSubset: r.spec.stable.subset,
-    canarySubset: r.spec.canary.subset,
-    canaryLabels: r.spec.canary.labels,
-  };
 }
 
 /** Which workload a scale-down job scales: the old version after success, the canary after a rollback. */

@@ -1,5 +1,7 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: Kubernetes objects arrive as JSON from a watch; fields are read defensively.
+
 import { qualifyHost } from '../../mesh/host.ts';
+import type { Endpoint as PodEndpoint } from '../pods/endpoints.ts';
 
 /**
  * The mesh gateway's decision, kept pure as Envoy keeps it: `compileRoutes` turns the watched
@@ -111,12 +113,8 @@ export interface CompiledVirtualService {
   http: CompiledRoute[];
 }
 
-export interface Endpoint {
-  pod: string;
-  namespace: string;
-  ip: string;
-  port: number;
-  labels: Record<string, string>;
+/** A ready pod behind a Service (as the pod runtime lists them), with its workload. */
+export interface Endpoint extends PodEndpoint {
   /** The pod's workload (its Deployment), as Istio's destination_workload names it. */
   workload: string;
 }
