@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.ts';
+import { KubeConnections } from './mesh/kube-connections.ts';
 import { createKubeClients, createKubeRouters, type KubeTrafficRouter } from './mesh/kube-router.ts';
 import { analyzeLive, createPreflight } from './mesh/live-analyzer.ts';
 import { MeshError, type MeshTarget } from './mesh/types.ts';
@@ -106,8 +107,10 @@ export function buildDomain(opts: DomainOptions): Domain {
       recorder.kubeRequest(method.toLowerCase(), status),
   };
 
-  const routers = kubeConfig ? createKubeRouters({ ...policy, kubeConfig }) : undefined;
-  const clients = kubeConfig ? createKubeClients({ ...policy, kubeConfig }) : undefined;
+  // One keep-alive pool per cluster for every Kubernetes call of the process (routers and clients).
+  const connections = new KubeConnections();
+  const routers = kubeConfig ? createKubeRouters({ ...policy, kubeConfig, connections }) : undefined;
+  const clients = kubeConfig ? createKubeClients({ ...policy, kubeConfig, connections }) : undefined;
   const router = (cluster?: string): KubeTrafficRouter => {
     if (!routers) {
       throw new MeshError(
@@ -183,6 +186,7 @@ export function buildDomain(opts: DomainOptions): Domain {
     async close() {
       await Promise.all([ticks.close(), notify.close()]);
       provider?.close();
+      await connections.close();
     },
   };
 }

@@ -12,6 +12,7 @@ import type {
 } from './istio.ts';
 import { ISTIO_GROUP } from './istio.ts';
 import { backoff, type CallPolicy, callKube, sleep, statusOf, withContext } from './kube-call.ts';
+import { KubeConnections } from './kube-connections.ts';
 import {
   ensureSubset,
   promoteVirtualService,
@@ -45,6 +46,8 @@ export interface KubeRouterOptions extends CallPolicy {
   context?: string;
   /** Attempts of read-change-write when the object changed in between (409 Conflict). Default 5. */
   maxConflictAttempts?: number;
+  /** The process's connection pools, one per cluster. Default: pools of this router's own. */
+  connections?: KubeConnections;
 }
 
 /** The managed weights as the cluster has them, with every managed route's own split (for drift). */
@@ -224,8 +227,10 @@ export function preferOriginal(
 }
 
 /** Creates the TrafficRouter of one cluster over @kubernetes/client-node. */
-export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRouter {
-  const kc = withContext(opts.kubeConfig, opts.context, () => new KubeConfig());
+export function createKubeTrafficRouter(options: KubeRouterOptions): KubeTrafficRouter {
+  const kc = withContext(options.kubeConfig, options.context, () => new KubeConfig());
+  const connections = options.connections ?? new KubeConnections();
+  const opts: KubeRouterOptions = { ...options, dispatcher: () => connections.dispatcherFor(kc) };
   const api = kc.makeApiClient(CustomObjectsApi);
   const maxConflictAttempts = opts.maxConflictAttempts ?? 5;
   let version: Promise<string> | undefined;
@@ -586,11 +591,12 @@ export function createKubeRouters(
   opts: Omit<KubeRouterOptions, 'context'>,
 ): (cluster?: string) => KubeTrafficRouter {
   const routers = new Map<string, KubeTrafficRouter>();
+  const connections = opts.connections ?? new KubeConnections();
   return (cluster) => {
     const key = cluster ?? '';
     let r = routers.get(key);
     if (!r) {
-      r = createKubeTrafficRouter({ ...opts, ...(cluster ? { context: cluster } : {}) });
+      r = createKubeTrafficRouter({ ...opts, connections, ...(cluster ? { context: cluster } : {}) });
       routers.set(key, r);
     }
     return r;
@@ -616,21 +622,28 @@ export interface KubeClients {
   listPods(namespace: string, labels: Record<string, string>, cluster?: string): Promise<PodLabels[]>;
 }
 
-export function createKubeClients(opts: CallPolicy & { kubeConfig: KubeConfig }): KubeClients {
-  const apis = new Map<string, { apps: AppsV1Api; core: CoreV1Api }>();
+export function createKubeClients(
+  options: CallPolicy & { kubeConfig: KubeConfig; connections?: KubeConnections },
+): KubeClients {
+  const connections = options.connections ?? new KubeConnections();
+  const apis = new Map<string, { apps: AppsV1Api; core: CoreV1Api; opts: CallPolicy }>();
   const apisOf = (cluster?: string) => {
     const key = cluster ?? '';
     let a = apis.get(key);
     if (!a) {
-      const kc = withContext(opts.kubeConfig, cluster, () => new KubeConfig());
-      a = { apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api) };
+      const kc = withContext(options.kubeConfig, cluster, () => new KubeConfig());
+      a = {
+        apps: kc.makeApiClient(AppsV1Api),
+        core: kc.makeApiClient(CoreV1Api),
+        opts: { ...options, dispatcher: () => connections.dispatcherFor(kc) },
+      };
       apis.set(key, a);
     }
     return a;
   };
   return {
     async readWorkload(namespace, kind, name, cluster) {
-      const { apps } = apisOf(cluster);
+      const { apps, opts } = apisOf(cluster);
       const what = `${kind} ${namespace}/${name}`;
       let w: {
         metadata?: { generation?: number };
@@ -677,7 +690,7 @@ export function createKubeClients(opts: CallPolicy & { kubeConfig: KubeConfig })
     },
 
     async listPods(namespace, labels, cluster) {
-      const { core } = apisOf(cluster);
+      const { core, opts } = apisOf(cluster);
       const labelSelector = Object.entries(labels)
         .map(([k, v]) => `${k}=${v}`)
         .join(',');
