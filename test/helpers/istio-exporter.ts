@@ -49,6 +49,8 @@ export interface IstioExporter {
   hostPort: string;
   /** Starts or changes a subset's traffic (counters so far are kept). */
   setSubset(version: string, traffic: SubsetTraffic): void;
+  /** With `services`: gives one service's subset its own traffic (and counters), apart from the others'. */
+  setServiceSubset(service: string, version: string, traffic: SubsetTraffic): void;
   /** Stops exporting a subset's series. */
   removeSubset(version: string): void;
   /** Number of scrapes served. */
@@ -95,6 +97,8 @@ export async function startIstioExporter({
   histograms = true,
 }: IstioExporterOptions = {}): Promise<IstioExporter> {
   const names = services ?? [service];
+  /** Per service and version, where a service has traffic of its own. */
+  const own = new Map<string, State>();
   const subsets = new Map<string, State>();
   let last = Date.now();
 
@@ -105,7 +109,7 @@ export async function startIstioExporter({
     if (now <= last) return last;
     const dt = (now - last) / 1000;
     last = now;
-    for (const s of subsets.values()) {
+    for (const s of [...subsets.values(), ...own.values()]) {
       const n = s.traffic.rps * dt;
       const errors = n * s.traffic.errorRate;
       for (const [code, k] of [
@@ -140,7 +144,8 @@ export async function startIstioExporter({
       '# TYPE istio_request_duration_milliseconds histogram',
     ];
     for (const name of names) {
-      for (const [version, s] of subsets) {
+      for (const [version, shared] of subsets) {
+        const s = own.get(`${name}/${version}`) ?? shared;
         for (const reporter of reporters) {
           for (const [code, c] of s.codes) {
             const l = {
@@ -195,6 +200,23 @@ export async function startIstioExporter({
   return {
     url: `http://127.0.0.1:${p}/metrics`,
     hostPort: `127.0.0.1:${p}`,
+    setServiceSubset(name, version, t) {
+      advance();
+      const traffic = {
+        rps: t.rps,
+        errorRate: t.errorRate ?? 0,
+        latencyMs: t.latencyMs ?? 20,
+        errorCode: t.errorCode ?? '500',
+        workload: t.workload ?? `${name}-${version}`,
+      };
+      const prev = own.get(`${name}/${version}`);
+      const s: State = prev ? { ...prev, traffic } : { traffic, codes: new Map() };
+      for (const code of ['200', traffic.errorCode]) {
+        if (!s.codes.has(code))
+          s.codes.set(code, { count: 0, sum: 0, buckets: ISTIO_DURATION_BUCKETS.map(() => 0) });
+      }
+      own.set(`${name}/${version}`, s);
+    },
     setSubset(version, t) {
       advance();
       const traffic = {
