@@ -186,6 +186,7 @@ export function buildDomain(opts: DomainOptions): Domain {
     async close() {
       await Promise.all([ticks.close(), notify.close()]);
       provider?.close();
+      await routers?.close();
       await connections.close();
     },
   };

@@ -1,5 +1,15 @@
 import { isDeepStrictEqual } from 'node:util';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type Informer,
+  KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  makeInformer,
+  type ObjectCache,
+} from '@kubernetes/client-node';
 import type { PodLabels } from './analyzer.ts';
 import { ANNOTATIONS } from './annotations.ts';
 import type {
@@ -48,6 +58,11 @@ export interface KubeRouterOptions extends CallPolicy {
   maxConflictAttempts?: number;
   /** The process's connection pools, one per cluster. Default: pools of this router's own. */
   connections?: KubeConnections;
+  /**
+   * Read the managed objects for drift from a watch (an informer per namespace in use) instead of a
+   * GET per tick. Writes still read the object afresh. Default true.
+   */
+  watch?: boolean;
 }
 
 /** The managed weights as the cluster has them, with every managed route's own split (for drift). */
@@ -80,6 +95,8 @@ export interface KubeTrafficRouter extends TrafficRouter {
   listVirtualServices(namespace?: string): Promise<VirtualServiceObject[]>;
   /** The networking.istio.io version the server was found to serve. */
   apiVersion(): Promise<string>;
+  /** Stops the watches. */
+  close(): Promise<void>;
 }
 
 function annotationsOf(o: IstioObject): Record<string, string> {
@@ -291,6 +308,71 @@ export function createKubeTrafficRouter(options: KubeRouterOptions): KubeTraffic
   }
 
   /**
+   * The managed objects as a watch sees them: one informer per kind and namespace in use, started on
+   * first read. A cached object is used only when its resourceVersion is the newest this router
+   * knows of the object (from its own GET or write): right after vane writes, or after someone
+   * else's edit, the cache may lag, so the object is read afresh once and the cache is trusted again
+   * when it has caught up. Until its first list, and after a watch error, reads go to the API.
+   */
+  type Watched = { informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>; synced: boolean };
+  const watches = new Map<string, Watched>();
+  const known = new Map<string, string | undefined>();
+  let closed = false;
+
+  function watched(kind: Kind, ns: string, v: string): Watched | undefined {
+    if (options.watch === false || closed) return undefined;
+    const key = `${kind}/${ns}`;
+    let w = watches.get(key);
+    if (!w) {
+      const path = `/apis/${ISTIO_GROUP}/${v}/namespaces/${ns}/${PLURAL[kind]}`;
+      const informer = makeInformer<KubernetesObject>(
+        kc,
+        path,
+        () =>
+          callKube(opts, `${PLURAL[kind]} of namespace ${ns}`, (o) =>
+            api.listNamespacedCustomObject(
+              { group: ISTIO_GROUP, version: v, namespace: ns, plural: PLURAL[kind] },
+              o,
+            ),
+          ) as Promise<KubernetesListObject<KubernetesObject>>,
+      );
+      const entry: Watched = { informer, synced: false };
+      informer.on('connect', () => {
+        entry.synced = true;
+      });
+      informer.on('error', (e) => {
+        entry.synced = false;
+        opts.logger?.debug(
+          { what: path, err: (e as Error)?.message },
+          'watch failed; reading from the API until it is back',
+        );
+      });
+      informer.start().then(
+        () => {
+          entry.synced = true;
+        },
+        () => {
+          entry.synced = false;
+        },
+      );
+      watches.set(key, entry);
+      w = entry;
+    }
+    return w.synced ? w : undefined;
+  }
+
+  /** The object for a drift check: from the watch when it is known current, else one GET. */
+  async function observe<T extends IstioObject>(kind: Kind, ns: string, name: string): Promise<T> {
+    const key = `${kind}/${ns}/${name}`;
+    const w = watched(kind, ns, await apiVersion());
+    const cached = w?.informer.get(name, ns) as unknown as T | undefined;
+    if (cached && known.has(key) && cached.metadata?.resourceVersion === known.get(key)) return cached;
+    const o = await mustGet<T>(kind, ns, name);
+    known.set(key, o.metadata?.resourceVersion);
+    return o;
+  }
+
+  /**
    * Read, change, write with the resourceVersion read (PUT). On 409 the object changed in between:
    * read again and apply the change again, a bounded number of times. Nothing is written when the
    * change leaves the object as it was.
@@ -323,6 +405,7 @@ export function createKubeTrafficRouter(options: KubeRouterOptions): KubeTraffic
             ),
           (s) => s === 409,
         )) as T;
+        known.set(`${kind}/${ns}/${name}`, written.metadata?.resourceVersion);
         return { changed: true, resourceVersion: written.metadata?.resourceVersion };
       } catch (e) {
         if (statusOf(e) !== 409) throw e;
@@ -368,7 +451,7 @@ export function createKubeTrafficRouter(options: KubeRouterOptions): KubeTraffic
   /** The host the managed routes send to: the target's, or else the DestinationRule's (one more read). */
   async function scopeOf(t: MeshTarget) {
     if (t.host) return routeScope(t);
-    const dr = await mustGet<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule);
+    const dr = await observe<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule);
     return routeScope(t, dr.spec?.host);
   }
 
@@ -402,6 +485,13 @@ export function createKubeTrafficRouter(options: KubeRouterOptions): KubeTraffic
 
   const router: KubeTrafficRouter = {
     apiVersion: async () => `${ISTIO_GROUP}/${await apiVersion()}`,
+
+    async close() {
+      closed = true;
+      const all = [...watches.values()];
+      watches.clear();
+      await Promise.all(all.map((w) => w.informer.stop().catch(() => {})));
+    },
 
     getVirtualService: (ns, name) => get<VirtualServiceObject>('VirtualService', ns, name),
     getDestinationRule: (ns, name) => get<DestinationRuleObject>('DestinationRule', ns, name),
@@ -458,7 +548,7 @@ export function createKubeTrafficRouter(options: KubeRouterOptions): KubeTraffic
 
     async readWeights(t) {
       const scope = await scopeOf(t);
-      const vs = await mustGet<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService);
+      const vs = await observe<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService);
       const routes = readRouteWeights(vsSpec(vs), scope, parseWeights(annotationsOf(vs)[WEIGHTS_ANNOTATION]));
       // Report a route that differs from the first, so a hand edit of any route shows as drift.
       const first = routes[0]!.weights;
@@ -586,13 +676,14 @@ export function createKubeTrafficRouter(options: KubeRouterOptions): KubeTraffic
   return router;
 }
 
+/** The engine's `router(cluster)`, and `close()` to stop every router's watches. */
+export type KubeRouters = ((cluster?: string) => KubeTrafficRouter) & { close(): Promise<void> };
+
 /** One router per kubeconfig context, made on first use: the engine's `router(cluster)`. */
-export function createKubeRouters(
-  opts: Omit<KubeRouterOptions, 'context'>,
-): (cluster?: string) => KubeTrafficRouter {
+export function createKubeRouters(opts: Omit<KubeRouterOptions, 'context'>): KubeRouters {
   const routers = new Map<string, KubeTrafficRouter>();
   const connections = opts.connections ?? new KubeConnections();
-  return (cluster) => {
+  const get = (cluster?: string) => {
     const key = cluster ?? '';
     let r = routers.get(key);
     if (!r) {
@@ -601,6 +692,11 @@ export function createKubeRouters(
     }
     return r;
   };
+  return Object.assign(get, {
+    async close() {
+      await Promise.all([...routers.values()].map((r) => r.close()));
+    },
+  });
 }
 
 /** Readiness of a workload as its status says. */

@@ -206,6 +206,7 @@ export async function startEngineHarness(opts: {
       await notifyQueue?.close();
       await blocking.quit();
       await domain.close();
+      await router.close();
       await sim.close();
     },
   };
