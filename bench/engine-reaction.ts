@@ -152,7 +152,7 @@ try {
     exporter.setServiceSubset('reviews', 'v2', { rps: 50, latencyMs: 20, errorRate: 0 });
     await sleep(6_000); // the guard window holds no errors from the last run
     const { rollout } = await startRollout({ ctx: h.domain.ctx, input: spec });
-    await until(() => weight() === 50, 60_000);
+    await until(() => weight() === 50, 300_000);
     // a random moment within the guard interval
     await sleep(2_000 + Math.random() * 2_000);
     const scrapesBefore = exporter.scrapes();
@@ -166,7 +166,7 @@ try {
         if (!scrapedAt && exporter.scrapes() > scrapesBefore) scrapedAt = Date.now();
         return writtenAt !== 0;
       },
-      60_000,
+      300_000,
       2,
     );
     armed = false;
