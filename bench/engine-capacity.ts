@@ -40,6 +40,11 @@ const { values } = parseArgs({
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// The batching layer, where the code under test has one (it did not before).
+const batching = (await import('../src/metrics/batch.ts').catch(() => undefined)) as
+  | { createBatchingProvider(p: MetricProvider): MetricProvider }
+  | undefined;
+
 // Commands this process sends to Redis (round trips as the client sees them: a script call is one).
 let sent = 0;
 const sendCommand = IORedis.prototype.sendCommand;
@@ -95,7 +100,11 @@ async function startWorker(setup: WorkerSetup) {
     redisUrl: setup.redisUrl,
     router,
     workloads: createKubeClients({ kubeConfig, timeoutMs: 10_000, onResult }),
-    analyzer: createRolloutAnalyzer({ provider, facts: clusterTargetFacts(router) }),
+    // as src/domain.ts wires it: batched guard checks where the code has them
+    analyzer: createRolloutAnalyzer({
+      provider: batching ? batching.createBatchingProvider(provider) : provider,
+      facts: clusterTargetFacts(router),
+    }),
     ...(setup.prefix ? { prefix: setup.prefix } : {}),
   });
   const lateness: number[] = [];

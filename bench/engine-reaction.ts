@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createPrometheusProvider } from '../src/metrics/prometheus.ts';
+import type { MetricProvider } from '../src/metrics/types.ts';
 import { startRollout } from '../src/rollouts/verbs.ts';
 import { startPrometheus, startRedisServer } from '../src/sandbox/processes.ts';
 import { canarySpec, canaryWeightOf, seedTarget, startEngineHarness, VS } from '../test/helpers/engine.ts';

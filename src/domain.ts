@@ -5,6 +5,7 @@ import { KubeConnections } from './mesh/kube-connections.ts';
 import { createKubeClients, createKubeRouters, type KubeTrafficRouter } from './mesh/kube-router.ts';
 import { analyzeLive, createPreflight } from './mesh/live-analyzer.ts';
 import { MeshError, type MeshTarget } from './mesh/types.ts';
+import { createBatchingProvider } from './metrics/batch.ts';
 import { createPrometheusProvider, type PrometheusProvider } from './metrics/prometheus.ts';
 import type { MetricProvider, QueryResult } from './metrics/types.ts';
 import { createGateKeeper } from './notify/gatekeeper.ts';
@@ -148,7 +149,11 @@ export function buildDomain(opts: DomainOptions): Domain {
           analyzeTarget: (target: MeshTarget) => analyzeLive({ router, clients }, target),
         }
       : {}),
-    analyzer: createRolloutAnalyzer({ provider: counted, facts }),
+    // Guard checks due within 100 ms share one grouped query per template and namespace.
+    analyzer: createRolloutAnalyzer({
+      provider: counted ? createBatchingProvider(counted) : undefined,
+      facts,
+    }),
     scheduler: ticks,
     recorder,
     logger,
