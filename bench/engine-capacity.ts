@@ -268,14 +268,15 @@ async function main(): Promise<void> {
   const admin = connectRedis(redis.url, { role: 'client' });
   const memory = async (): Promise<number> =>
     Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
-  const redisCommands = async (): Promise<number> => {
+  const redisCommands = async (): Promise<Map<string, number>> => {
     const text = await admin.info('commandstats');
-    let total = 0;
+    const calls = new Map<string, number>();
     for (const m of text.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) {
-      if (m[1] !== 'info') total += Number(m[2]);
+      if (m[1] !== 'info') calls.set(m[1]!, Number(m[2]));
     }
-    return total;
+    return calls;
   };
+  const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
   // Prometheus needs two scrapes before rate() answers.
   await sleep(8_000);
   const memBefore = await memory();
@@ -349,7 +350,13 @@ async function main(): Promise<void> {
     latenessMaxMs: Math.round((lateness.at(-1) ?? 0) * 1000),
     cpuPerTickMs: round(sum((w) => w.cpuMs) / Math.max(1, ticks), 2),
     workerCpuPercentOfOneCore: all.map((w) => Math.round((w.cpuMs / 1000 / wall) * 100)),
-    redisCommandsPerTick: round((cmd1 - cmd0) / Math.max(1, ticks), 1),
+    redisCommandsPerTick: round((total(cmd1) - total(cmd0)) / Math.max(1, ticks), 1),
+    redisTopCommandsPerTick: Object.fromEntries(
+      [...cmd1]
+        .map(([k, v]) => [k, round((v - (cmd0.get(k) ?? 0)) / Math.max(1, ticks), 2)] as const)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10),
+    ),
     redisRoundTripsPerTick: round(sum((w) => w.redisSent) / Math.max(1, ticks), 1),
     kubeRequestsPerSecond: round(sum((w) => w.kubeRequests) / wall, 1),
     prometheusQueriesPerSecond: round(sum((w) => w.prometheusQueries) / wall, 1),
