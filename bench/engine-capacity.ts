@@ -212,12 +212,18 @@ async function main(): Promise<void> {
     scrapeInterval: '2s',
   });
 
-  async function post(path: string, body: unknown): Promise<void> {
+  async function post(path: string, body: unknown, attempt = 0): Promise<void> {
     const res = await fetch(`${base}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
+    }).catch(async (e) => {
+      // a loaded machine: a kept-alive socket closed under the request; seeding is not what is measured
+      if (attempt >= 5) throw e;
+      await sleep(200);
+      return undefined;
     });
+    if (!res) return post(path, body, attempt + 1);
     if (!res.ok && res.status !== 409) throw new Error(`${path}: ${res.status} ${await res.text()}`);
   }
   await post('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
