@@ -149,7 +149,7 @@ export function createBatchingProvider(
     }
   }
 
-  function valueOf(atom: Atom, time: Date | undefined): Promise<number | undefined> {
+  function atomValue(atom: Atom, time: Date | undefined): Promise<number | undefined> {
     const by = atom.own.map(([n]) => n).sort();
     const key = JSON.stringify([atom.fn, atom.metric, atom.window, atom.shared, by]);
     return new Promise((resolve, reject) => {
@@ -181,7 +181,7 @@ export function createBatchingProvider(
       o?.signal?.throwIfAborted();
       // Both sides of a ratio at one instant: the batches they open share this call's time.
       const time = o?.time ?? new Date();
-      const all = Promise.all(parsed.atoms.map((a) => valueOf(a, time)));
+      const all = Promise.all(parsed.atoms.map((a) => atomValue(a, time)));
       // the caller's deadline still holds: its check gives up when the signal fires, the batch goes on
       const vs = o?.signal
         ? await Promise.race([

@@ -175,7 +175,6 @@ export async function tick(ctx: DomainContext, id: string): Promise<TickOutcome>
     const base = ctx.router;
     outcome = await runTick(
       { ...ctx, store, router: (cluster) => fencedRouter(base(cluster), lease.fence) },
-      id,
       got.rollout,
     );
     return outcome;
@@ -192,7 +191,7 @@ export async function tick(ctx: DomainContext, id: string): Promise<TickOutcome>
   }
 }
 
-async function runTick(ctx: DomainContext, id: string, loaded: Rollout | undefined): Promise<TickOutcome> {
+async function runTick(ctx: DomainContext, loaded: Rollout | undefined): Promise<TickOutcome> {
   let r = loaded;
   if (!r) return { done: true };
   if (isTerminal(r.phase)) return { done: true };

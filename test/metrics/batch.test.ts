@@ -71,7 +71,7 @@ function ctxOf(service: string): AnalysisContext {
   };
 }
 
-const valueOf = (r: QueryResult) => (r.type === 'vector' ? r.series[0]?.value : undefined);
+const firstValue = (r: QueryResult) => (r.type === 'vector' ? r.series[0]?.value : undefined);
 
 describe('batched guard checks', () => {
   it('recognises the built-in request templates, and not custom PromQL', () => {
@@ -110,11 +110,11 @@ describe('batched guard checks', () => {
     const alone = await Promise.all(queries.map((q) => real.query(q)));
     for (let i = 0; i < queries.length; i++) {
       // the traffic is steady, so a query a moment later gives the same rate
-      expect(valueOf(batched[i]!), queries[i]).toBeCloseTo(valueOf(alone[i]!)!, 1);
+      expect(firstValue(batched[i]!), queries[i]).toBeCloseTo(firstValue(alone[i]!)!, 1);
     }
     // gamma's canary fails, every other subset is healthy
-    expect(valueOf(batched[4]!)).toBeLessThan(90);
-    expect(valueOf(batched[0]!)).toBeCloseTo(100, 6);
+    expect(firstValue(batched[4]!)).toBeLessThan(90);
+    expect(firstValue(batched[0]!)).toBeCloseTo(100, 6);
   }, 30_000);
 
   it('a service with no series gets no value (as its own query), and custom PromQL passes through', async () => {
@@ -128,7 +128,7 @@ describe('batched guard checks', () => {
     sent.length = 0;
     const [r, c] = await Promise.all([batching.query(none), batching.query(custom)]);
     expect(r).toMatchObject({ type: 'vector', series: [] });
-    expect(valueOf(c)).toBeGreaterThan(0);
+    expect(firstValue(c)).toBeGreaterThan(0);
     expect(sent).toContain(custom);
     expect(batching.stats().passedThrough).toBe(1);
   }, 30_000);
