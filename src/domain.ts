@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.ts';
+import { KubeConnections } from './mesh/kube-connections.ts';
 import { createKubeClients, createKubeRouters, type KubeTrafficRouter } from './mesh/kube-router.ts';
 import { createKubeEventSink, createWorkloadScaler } from './mesh/kube-workloads.ts';
 import { analyzeLive, createPreflight } from './mesh/live-analyzer.ts';
 import { MeshError, type MeshTarget } from './mesh/types.ts';
+import { createBatchingProvider } from './metrics/batch.ts';
 import { createPrometheusProvider, type PrometheusProvider } from './metrics/prometheus.ts';
 import type { MetricProvider, QueryResult } from './metrics/types.ts';
 import { createGateKeeper } from './notify/gatekeeper.ts';
@@ -120,8 +122,10 @@ export function buildDomain(opts: DomainOptions): Domain {
       recorder.kubeRequest(method.toLowerCase(), status),
   };
 
-  const routers = kubeConfig ? createKubeRouters({ ...policy, kubeConfig }) : undefined;
-  const clients = kubeConfig ? createKubeClients({ ...policy, kubeConfig }) : undefined;
+  // One keep-alive pool per cluster for every Kubernetes call of the process (routers and clients).
+  const connections = new KubeConnections();
+  const routers = kubeConfig ? createKubeRouters({ ...policy, kubeConfig, connections }) : undefined;
+  const clients = kubeConfig ? createKubeClients({ ...policy, kubeConfig, connections }) : undefined;
   const router = (cluster?: string): KubeTrafficRouter => {
     if (!routers) {
       throw new MeshError(
@@ -171,7 +175,11 @@ export function buildDomain(opts: DomainOptions): Domain {
           analyzeTarget: (target: MeshTarget) => analyzeLive({ router, clients }, target),
         }
       : {}),
-    analyzer: createRolloutAnalyzer({ provider: counted, facts }),
+    // Guard checks due within 100 ms share one grouped query per template and namespace.
+    analyzer: createRolloutAnalyzer({
+      provider: counted ? createBatchingProvider(counted) : undefined,
+      facts,
+    }),
     ...(counted ? { backtest: createBacktestRunner({ provider: counted, facts }) } : {}),
     scheduler: ticks,
     recorder,
@@ -231,6 +239,8 @@ export function buildDomain(opts: DomainOptions): Domain {
     async close() {
       await Promise.all([ticks.close(), notify.close(), after.close()]);
       provider?.close();
+      await routers?.close();
+      await connections.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { ConfigurationOptions, KubeConfig } from '@kubernetes/client-node';
+import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.ts';
 import { MeshError } from './types.ts';
 
@@ -13,6 +14,8 @@ export interface CallPolicy {
   logger?: Logger;
   /** Told of every HTTP answer (method, status) and of every call with no answer (status 'error'), for metrics. */
   onResult?: (method: string, status: number | 'error') => void;
+  /** The connection pool of the cluster called (see KubeConnections). Default: client-node's own. */
+  dispatcher?: () => Promise<Dispatcher | undefined>;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -103,7 +106,7 @@ export function toMeshError(e: unknown, what: string): MeshError {
 }
 
 /** client-node's own Observable stand-in: its middleware chain only calls toPromise (and pipe). */
-function observableOf<T>(value: T) {
+function observableOf<T>(value: T | Promise<T>) {
   const promise = Promise.resolve(value);
   const o = {
     toPromise: () => promise,
@@ -116,13 +119,25 @@ function observableOf<T>(value: T) {
 export function timeoutOptions(
   timeoutMs: number,
   onResult?: (method: string, status: number) => void,
+  dispatcher?: () => Promise<Dispatcher | undefined>,
 ): ConfigurationOptions {
   let method = 'unknown';
   const mw = {
-    pre: (ctx: { setSignal(s: AbortSignal): void; getHttpMethod?(): string }) => {
+    pre: (ctx: {
+      setSignal(s: AbortSignal): void;
+      getHttpMethod?(): string;
+      setDispatcher?(d: Dispatcher): void;
+    }) => {
       ctx.setSignal(AbortSignal.timeout(timeoutMs));
       method = ctx.getHttpMethod?.() ?? 'unknown';
-      return observableOf(ctx);
+      if (!dispatcher) return observableOf(ctx);
+      // Runs after client-node's authentication, so the pooled dispatcher replaces the per-request one.
+      return observableOf(
+        dispatcher().then((d) => {
+          if (d) ctx.setDispatcher?.(d);
+          return ctx;
+        }),
+      );
     },
     post: <R>(r: R) => {
       const status = (r as { httpStatusCode?: number }).httpStatusCode;
@@ -148,7 +163,7 @@ export async function callKube<T>(
   const base = policy.backoffMs ?? 200;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await fn(timeoutOptions(timeoutMs, policy.onResult));
+      return await fn(timeoutOptions(timeoutMs, policy.onResult, policy.dispatcher));
     } catch (e) {
       if (statusOf(e) === undefined && isNetworkError(e)) policy.onResult?.('unknown', 'error');
       if (passThrough(statusOf(e))) throw e;

@@ -1,5 +1,15 @@
 import { isDeepStrictEqual } from 'node:util';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type Informer,
+  KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  makeInformer,
+  type ObjectCache,
+} from '@kubernetes/client-node';
 import type { PodLabels } from './analyzer.ts';
 import { ANNOTATIONS } from './annotations.ts';
 import type {
@@ -12,6 +22,7 @@ import type {
 } from './istio.ts';
 import { ISTIO_GROUP } from './istio.ts';
 import { backoff, type CallPolicy, callKube, sleep, statusOf, withContext } from './kube-call.ts';
+import { KubeConnections } from './kube-connections.ts';
 import {
   ensureSubset,
   promoteVirtualService,
@@ -45,6 +56,13 @@ export interface KubeRouterOptions extends CallPolicy {
   context?: string;
   /** Attempts of read-change-write when the object changed in between (409 Conflict). Default 5. */
   maxConflictAttempts?: number;
+  /** The process's connection pools, one per cluster. Default: pools of this router's own. */
+  connections?: KubeConnections;
+  /**
+   * Read the managed objects for drift from a watch (an informer per namespace in use) instead of a
+   * GET per tick. Writes still read the object afresh. Default true.
+   */
+  watch?: boolean;
 }
 
 /** The managed weights as the cluster has them, with every managed route's own split (for drift). */
@@ -92,6 +110,8 @@ export interface KubeTrafficRouter extends TrafficRouter {
     mode: PromotionMode,
     stableLabels?: Record<string, string>,
   ): Promise<void>;
+  /** Stops the watches. */
+  close(): Promise<void>;
 }
 
 function annotationsOf(o: IstioObject): Record<string, string> {
@@ -239,8 +259,10 @@ export function preferOriginal(
 }
 
 /** Creates the TrafficRouter of one cluster over @kubernetes/client-node. */
-export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRouter {
-  const kc = withContext(opts.kubeConfig, opts.context, () => new KubeConfig());
+export function createKubeTrafficRouter(options: KubeRouterOptions): KubeTrafficRouter {
+  const kc = withContext(options.kubeConfig, options.context, () => new KubeConfig());
+  const connections = options.connections ?? new KubeConnections();
+  const opts: KubeRouterOptions = { ...options, dispatcher: () => connections.dispatcherFor(kc) };
   const api = kc.makeApiClient(CustomObjectsApi);
   const maxConflictAttempts = opts.maxConflictAttempts ?? 5;
   let version: Promise<string> | undefined;
@@ -301,6 +323,71 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
   }
 
   /**
+   * The managed objects as a watch sees them: one informer per kind and namespace in use, started on
+   * first read. A cached object is used only when its resourceVersion is the newest this router
+   * knows of the object (from its own GET or write): right after vane writes, or after someone
+   * else's edit, the cache may lag, so the object is read afresh once and the cache is trusted again
+   * when it has caught up. Until its first list, and after a watch error, reads go to the API.
+   */
+  type Watched = { informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>; synced: boolean };
+  const watches = new Map<string, Watched>();
+  const known = new Map<string, string | undefined>();
+  let closed = false;
+
+  function watched(kind: Kind, ns: string, v: string): Watched | undefined {
+    if (options.watch === false || closed) return undefined;
+    const key = `${kind}/${ns}`;
+    let w = watches.get(key);
+    if (!w) {
+      const path = `/apis/${ISTIO_GROUP}/${v}/namespaces/${ns}/${PLURAL[kind]}`;
+      const informer = makeInformer<KubernetesObject>(
+        kc,
+        path,
+        () =>
+          callKube(opts, `${PLURAL[kind]} of namespace ${ns}`, (o) =>
+            api.listNamespacedCustomObject(
+              { group: ISTIO_GROUP, version: v, namespace: ns, plural: PLURAL[kind] },
+              o,
+            ),
+          ) as Promise<KubernetesListObject<KubernetesObject>>,
+      );
+      const entry: Watched = { informer, synced: false };
+      informer.on('connect', () => {
+        entry.synced = true;
+      });
+      informer.on('error', (e) => {
+        entry.synced = false;
+        opts.logger?.debug(
+          { what: path, err: (e as Error)?.message },
+          'watch failed; reading from the API until it is back',
+        );
+      });
+      informer.start().then(
+        () => {
+          entry.synced = true;
+        },
+        () => {
+          entry.synced = false;
+        },
+      );
+      watches.set(key, entry);
+      w = entry;
+    }
+    return w.synced ? w : undefined;
+  }
+
+  /** The object for a drift check: from the watch when it is known current, else one GET. */
+  async function observe<T extends IstioObject>(kind: Kind, ns: string, name: string): Promise<T> {
+    const key = `${kind}/${ns}/${name}`;
+    const w = watched(kind, ns, await apiVersion());
+    const cached = w?.informer.get(name, ns) as unknown as T | undefined;
+    if (cached && known.has(key) && cached.metadata?.resourceVersion === known.get(key)) return cached;
+    const o = await mustGet<T>(kind, ns, name);
+    known.set(key, o.metadata?.resourceVersion);
+    return o;
+  }
+
+  /**
    * Read, change, write with the resourceVersion read (PUT). On 409 the object changed in between:
    * read again and apply the change again, a bounded number of times. Nothing is written when the
    * change leaves the object as it was.
@@ -333,6 +420,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
             ),
           (s) => s === 409,
         )) as T;
+        known.set(`${kind}/${ns}/${name}`, written.metadata?.resourceVersion);
         return { changed: true, resourceVersion: written.metadata?.resourceVersion };
       } catch (e) {
         if (statusOf(e) !== 409) throw e;
@@ -378,7 +466,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
   /** The host the managed routes send to: the target's, or else the DestinationRule's (one more read). */
   async function scopeOf(t: MeshTarget) {
     if (t.host) return routeScope(t);
-    const dr = await mustGet<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule);
+    const dr = await observe<DestinationRuleObject>('DestinationRule', t.namespace, t.destinationRule);
     return routeScope(t, dr.spec?.host);
   }
 
@@ -412,6 +500,13 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
 
   const router: KubeTrafficRouter = {
     apiVersion: async () => `${ISTIO_GROUP}/${await apiVersion()}`,
+
+    async close() {
+      closed = true;
+      const all = [...watches.values()];
+      watches.clear();
+      await Promise.all(all.map((w) => w.informer.stop().catch(() => {})));
+    },
 
     getVirtualService: (ns, name) => get<VirtualServiceObject>('VirtualService', ns, name),
     getDestinationRule: (ns, name) => get<DestinationRuleObject>('DestinationRule', ns, name),
@@ -468,7 +563,7 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
 
     async readWeights(t) {
       const scope = await scopeOf(t);
-      const vs = await mustGet<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService);
+      const vs = await observe<VirtualServiceObject>('VirtualService', t.namespace, t.virtualService);
       const routes = readRouteWeights(vsSpec(vs), scope, parseWeights(annotationsOf(vs)[WEIGHTS_ANNOTATION]));
       // Report a route that differs from the first, so a hand edit of any route shows as drift.
       const first = routes[0]!.weights;
@@ -622,20 +717,27 @@ export function createKubeTrafficRouter(opts: KubeRouterOptions): KubeTrafficRou
   return router;
 }
 
+/** The engine's `router(cluster)`, and `close()` to stop every router's watches. */
+export type KubeRouters = ((cluster?: string) => KubeTrafficRouter) & { close(): Promise<void> };
+
 /** One router per kubeconfig context, made on first use: the engine's `router(cluster)`. */
-export function createKubeRouters(
-  opts: Omit<KubeRouterOptions, 'context'>,
-): (cluster?: string) => KubeTrafficRouter {
+export function createKubeRouters(opts: Omit<KubeRouterOptions, 'context'>): KubeRouters {
   const routers = new Map<string, KubeTrafficRouter>();
-  return (cluster) => {
+  const connections = opts.connections ?? new KubeConnections();
+  const get = (cluster?: string) => {
     const key = cluster ?? '';
     let r = routers.get(key);
     if (!r) {
-      r = createKubeTrafficRouter({ ...opts, ...(cluster ? { context: cluster } : {}) });
+      r = createKubeTrafficRouter({ ...opts, connections, ...(cluster ? { context: cluster } : {}) });
       routers.set(key, r);
     }
     return r;
   };
+  return Object.assign(get, {
+    async close() {
+      await Promise.all([...routers.values()].map((r) => r.close()));
+    },
+  });
 }
 
 /** Readiness of a workload as its status says. */
@@ -657,21 +759,28 @@ export interface KubeClients {
   listPods(namespace: string, labels: Record<string, string>, cluster?: string): Promise<PodLabels[]>;
 }
 
-export function createKubeClients(opts: CallPolicy & { kubeConfig: KubeConfig }): KubeClients {
-  const apis = new Map<string, { apps: AppsV1Api; core: CoreV1Api }>();
+export function createKubeClients(
+  options: CallPolicy & { kubeConfig: KubeConfig; connections?: KubeConnections },
+): KubeClients {
+  const connections = options.connections ?? new KubeConnections();
+  const apis = new Map<string, { apps: AppsV1Api; core: CoreV1Api; opts: CallPolicy }>();
   const apisOf = (cluster?: string) => {
     const key = cluster ?? '';
     let a = apis.get(key);
     if (!a) {
-      const kc = withContext(opts.kubeConfig, cluster, () => new KubeConfig());
-      a = { apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api) };
+      const kc = withContext(options.kubeConfig, cluster, () => new KubeConfig());
+      a = {
+        apps: kc.makeApiClient(AppsV1Api),
+        core: kc.makeApiClient(CoreV1Api),
+        opts: { ...options, dispatcher: () => connections.dispatcherFor(kc) },
+      };
       apis.set(key, a);
     }
     return a;
   };
   return {
     async readWorkload(namespace, kind, name, cluster) {
-      const { apps } = apisOf(cluster);
+      const { apps, opts } = apisOf(cluster);
       const what = `${kind} ${namespace}/${name}`;
       let w: {
         metadata?: { generation?: number };
@@ -718,7 +827,7 @@ export function createKubeClients(opts: CallPolicy & { kubeConfig: KubeConfig })
     },
 
     async listPods(namespace, labels, cluster) {
-      const { core } = apisOf(cluster);
+      const { core, opts } = apisOf(cluster);
       const labelSelector = Object.entries(labels)
         .map(([k, v]) => `${k}=${v}`)
         .join(',');

@@ -149,24 +149,50 @@ function fencedRouter(r: TrafficRouter, fence: () => Promise<void>): TrafficRout
  */
 export async function tick(ctx: DomainContext, id: string): Promise<TickOutcome> {
   const token = randomUUID();
-  if (!(await ctx.store.acquireLease(id, token, LEASE_MS))) {
+  // One round trip: the lease, and the rollout read under it.
+  const got = await ctx.store.leaseAndGet(id, token, LEASE_MS);
+  if (!got.leased) {
     // Another worker has it; look again soon.
     return { done: false, nextAt: ctx.now() + 250 };
   }
   const started = performance.now();
   const lease = new Lease(ctx, id, token);
+  // The last version this tick read or saved: a different one after the tick means a command landed.
+  let known = got.rollout?.version;
+  const store = Object.create(ctx.store) as DomainContext['store'];
+  store.update = async (...args) => {
+    const stored = await ctx.store.update(...args);
+    known = stored.version;
+    return stored;
+  };
+  store.get = async (rid) => {
+    const r = await ctx.store.get(rid);
+    if (rid === id) known = r?.version;
+    return r;
+  };
+  let outcome: TickOutcome | undefined;
   try {
     const base = ctx.router;
-    return await runTick({ ...ctx, router: (cluster) => fencedRouter(base(cluster), lease.fence) }, id);
+    outcome = await runTick(
+      { ...ctx, store, router: (cluster) => fencedRouter(base(cluster), lease.fence) },
+      got.rollout,
+    );
+    return outcome;
   } finally {
     lease.stop();
     ctx.recorder.observeTick((performance.now() - started) / 1000);
-    await ctx.store.releaseLease(id, token).catch(() => {});
+    // One round trip: the lease given back, and the version compared instead of the document re-read.
+    const version = await ctx.store.releaseLeaseAndVersion(id, token).catch(() => undefined);
+    // A command stored while this tick ran (its wake found the job active): look again soon. Not
+    // after a failed tick: its backoff stands.
+    if (outcome && !outcome.done && !outcome.backoff && version !== undefined && version !== known) {
+      outcome.nextAt = Math.min(outcome.nextAt, ctx.now() + 50);
+    }
   }
 }
 
-async function runTick(ctx: DomainContext, id: string): Promise<TickOutcome> {
-  let r = await ctx.store.get(id);
+async function runTick(ctx: DomainContext, loaded: Rollout | undefined): Promise<TickOutcome> {
+  let r = loaded;
   if (!r) return { done: true };
   if (isTerminal(r.phase)) return { done: true };
   try {

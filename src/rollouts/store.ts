@@ -1,4 +1,4 @@
-import type { Redis } from '../redis.ts';
+import { LuaScript, type Redis } from '../redis.ts';
 import { VersionConflict } from './errors.ts';
 import type { Rollout, RolloutEvent } from './model.ts';
 import { isTerminal, PHASES, type Phase } from './phases.ts';
@@ -109,6 +109,35 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+// A tick's first step in one round trip: take the lease (KEYS[1]) and, when taken, read the rollout.
+const LEASE_AND_READ = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  return redis.call('HMGET', KEYS[2], 'v', 'doc')
+end
+return false
+`;
+
+// A tick's last step in one round trip: give the lease back (when still ours) and answer the
+// rollout's version, so the worker sees a command stored meanwhile without reading the document.
+const RELEASE_AND_VERSION = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return redis.call('HGET', KEYS[2], 'v')
+`;
+
+const SCRIPTS = {
+  create: new LuaScript(CREATE),
+  update: new LuaScript(UPDATE),
+  renewLease: new LuaScript(RENEW_LEASE),
+  releaseLease: new LuaScript(RELEASE_LEASE),
+  leaseAndRead: new LuaScript(LEASE_AND_READ),
+  releaseAndVersion: new LuaScript(RELEASE_AND_VERSION),
+};
+
+function parseRollout(v: string | null | undefined, doc: string | null | undefined): Rollout | undefined {
+  if (!v || !doc) return undefined;
+  return parseStored({ version: Number(v), doc });
+}
+
 export type CreateResult =
   | { status: 'created'; rollout: Rollout }
   | { status: 'idempotent'; id: string }
@@ -182,23 +211,26 @@ export class RolloutStore {
   async create(r: Rollout, event: RolloutEvent): Promise<CreateResult> {
     const [vs, dr] = this.lockKeys(r);
     const idem = r.spec.idempotencyKey ? this.key('idem', r.spec.idempotencyKey) : '';
-    const out = (await this.redis.eval(
-      CREATE,
-      8,
-      this.rolloutKey(r.id),
-      vs,
-      dr,
-      idem,
-      this.key('idx', 'all'),
-      this.key('idx', 'ns', r.spec.target.namespace),
-      this.phaseKey(r.phase),
-      this.eventsKey(r.id),
-      r.id,
-      JSON.stringify(r),
-      String(r.createdAt),
-      String(IDEMPOTENCY_TTL_SECONDS),
-      String(EVENTS_MAX),
-      JSON.stringify(event),
+    const out = (await SCRIPTS.create.run(
+      this.redis,
+      [
+        this.rolloutKey(r.id),
+        vs,
+        dr,
+        idem,
+        this.key('idx', 'all'),
+        this.key('idx', 'ns', r.spec.target.namespace),
+        this.phaseKey(r.phase),
+        this.eventsKey(r.id),
+      ],
+      [
+        r.id,
+        JSON.stringify(r),
+        String(r.createdAt),
+        String(IDEMPOTENCY_TTL_SECONDS),
+        String(EVENTS_MAX),
+        JSON.stringify(event),
+      ],
     )) as string[];
     if (out[0] === 'created') return { status: 'created', rollout: { ...r, version: 1 } };
     if (out[0] === 'idempotent') return { status: 'idempotent', id: out[1]! };
@@ -241,23 +273,26 @@ export class RolloutStore {
   ): Promise<Rollout> {
     const [vs, dr] = this.lockKeys(prev);
     const stored = { ...next, version: prev.version + 1 };
-    const res = (await this.redis.eval(
-      UPDATE,
-      6 + consume.length,
-      this.rolloutKey(prev.id),
-      this.eventsKey(prev.id),
-      this.phaseKey(prev.phase),
-      this.phaseKey(next.phase),
-      vs,
-      dr,
-      ...consume,
-      String(prev.version),
-      JSON.stringify(stored),
-      prev.id,
-      isTerminal(next.phase) ? '1' : '0',
-      String(EVENTS_MAX),
-      String(this.retentionSeconds),
-      ...events.map((e) => JSON.stringify(e)),
+    const res = (await SCRIPTS.update.run(
+      this.redis,
+      [
+        this.rolloutKey(prev.id),
+        this.eventsKey(prev.id),
+        this.phaseKey(prev.phase),
+        this.phaseKey(next.phase),
+        vs,
+        dr,
+        ...consume,
+      ],
+      [
+        String(prev.version),
+        JSON.stringify(stored),
+        prev.id,
+        isTerminal(next.phase) ? '1' : '0',
+        String(EVENTS_MAX),
+        String(this.retentionSeconds),
+        ...events.map((e) => JSON.stringify(e)),
+      ],
     )) as number;
     if (res !== 1) throw new VersionConflict(prev.id);
     return stored;
@@ -437,12 +472,40 @@ export class RolloutStore {
     return (await this.redis.set(this.key('lease', id), token, 'PX', ttlMs, 'NX')) === 'OK';
   }
 
+  /**
+   * Takes the rollout's lease and reads the rollout, in one round trip: `leased` false when another
+   * worker holds it; `rollout` undefined when it does not exist (ended and expired).
+   */
+  async leaseAndGet(
+    id: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<{ leased: false } | { leased: true; rollout: Rollout | undefined }> {
+    const out = (await SCRIPTS.leaseAndRead.run(
+      this.redis,
+      [this.key('lease', id), this.rolloutKey(id)],
+      [token, String(ttlMs)],
+    )) as [string | null, string | null] | null;
+    if (!out) return { leased: false };
+    return { leased: true, rollout: parseRollout(out[0], out[1]) };
+  }
+
   /** Extends the lease when this token still holds it; false when it was lost (expired, or taken over). */
   async renewLease(id: string, token: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.eval(RENEW_LEASE, 1, this.key('lease', id), token, String(ttlMs))) === 1;
+    return (await SCRIPTS.renewLease.run(this.redis, [this.key('lease', id)], [token, String(ttlMs)])) === 1;
   }
 
   async releaseLease(id: string, token: string): Promise<void> {
-    await this.redis.eval(RELEASE_LEASE, 1, this.key('lease', id), token);
+    await SCRIPTS.releaseLease.run(this.redis, [this.key('lease', id)], [token]);
+  }
+
+  /** Releases the lease (when this token holds it) and answers the rollout's stored version, in one round trip. */
+  async releaseLeaseAndVersion(id: string, token: string): Promise<number | undefined> {
+    const v = await SCRIPTS.releaseAndVersion.run(
+      this.redis,
+      [this.key('lease', id), this.rolloutKey(id)],
+      [token],
+    );
+    return v ? Number(v) : undefined;
   }
 }

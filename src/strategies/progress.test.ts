@@ -134,3 +134,37 @@ describe('decide', () => {
     );
   });
 });
+
+describe('guard scheduling', () => {
+  it('schedules each guard check from when it was due, so lateness never adds up', () => {
+    const stages = stagesOf({ type: 'canary', steps: [5, 10, 25, 50] });
+    const t = { ...timing, stepIntervalMs: 3_600_000 };
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 4_999 }), { minLength: 5, maxLength: 60 }), (lates) => {
+        const start = 1_000_000;
+        let p = decide(stages, t, initialProgress(start), {}, start, 'progressing', start).progress;
+        let due = start + t.guardIntervalMs;
+        for (const late of lates) {
+          const now = due + late;
+          expect(analysisNeed(p, t, now)).toBe('critical');
+          const d = decide(stages, t, p, { guard: 'pass' }, now, 'progressing', start);
+          expect(d.type).toBe('wait');
+          if (d.type !== 'wait') return;
+          // the next check is due one interval after this one was due, whatever this one's lateness
+          expect(d.at).toBe(due + t.guardIntervalMs);
+          p = d.progress;
+          due = d.at;
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a rollout more than an interval behind skips the missed checks instead of running them back to back', () => {
+    const stages = stagesOf({ type: 'canary', steps: [5, 10] });
+    const t = { ...timing, stepIntervalMs: 3_600_000 };
+    const p = decide(stages, t, initialProgress(0), {}, 0, 'progressing', 0).progress;
+    const d = decide(stages, t, p, { guard: 'pass' }, 17_300, 'progressing', 0);
+    expect(d.type === 'wait' && d.at).toBe(20_000);
+  });
+});

@@ -20,6 +20,17 @@ export function nextDue(p: Progress, t: Timing): number {
   return Math.min(fullAt, p.lastGuardAt + t.guardIntervalMs);
 }
 
+/**
+ * The due time of the guard check that ran at `now`: the latest slot of the guard's grid
+ * (last + k × interval) not after now, so the next one is due an interval after it was due, not after
+ * it ran; lateness does not add up from check to check. A rollout that fell more than an interval
+ * behind skips the missed slots instead of running them back to back.
+ */
+export function guardSlot(last: number, intervalMs: number, now: number): number {
+  if (intervalMs <= 0 || now <= last) return now;
+  return last + intervalMs * Math.floor((now - last) / intervalMs);
+}
+
 /** Which analysis a tick at `now` should run before calling decide(). */
 export function analysisNeed(p: Progress, t: Timing, now: number): AnalysisNeed {
   if (p.stageIndex < 0) return 'none';
@@ -70,7 +81,7 @@ export function decide(
     };
   }
   let next: Progress = { ...p };
-  if (obs.guard !== undefined) next.lastGuardAt = now;
+  if (obs.guard !== undefined) next.lastGuardAt = guardSlot(p.lastGuardAt, t.guardIntervalMs, now);
   if (obs.guard === 'fail') return { type: 'rollback', progress: next, reason: 'a critical check failed' };
 
   const stage = stages[p.stageIndex]!;

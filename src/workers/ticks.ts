@@ -157,13 +157,9 @@ export function tickProcessor(
         outcome = { done: false, nextAt: Date.now() + backoff, backoff: true };
       }
       if (outcome.done) return { done: true };
-      let nextAt = outcome.nextAt;
-      // A command stored while this tick ran (its wake found the job active): look again soon. Not
-      // after a failed tick: its backoff stands.
-      if (!outcome.backoff && ((await ctx.store.get(id).catch(() => undefined))?.commands.length ?? 0) > 0) {
-        nextAt = Math.min(nextAt, Date.now() + 50);
-      }
-      const at = Math.max(nextAt, Date.now());
+      // A command stored while the tick ran is seen by the tick itself (it compares the version as it
+      // gives the lease back) and brings nextAt forward.
+      const at = Math.max(outcome.nextAt, Date.now());
       await job.updateData({ id, dueAt: at, ...(errors ? { errors } : {}) });
       await job.moveToDelayed(at, token);
       throw new DelayedError();

@@ -201,8 +201,11 @@ describe('the rendered ClusterRole against a whole rollout (simulator enforcing 
       [
         'ClusterRole vane: get virtualservices.networking.istio.io',
         'ClusterRole vane: list virtualservices.networking.istio.io',
+        'ClusterRole vane: watch virtualservices.networking.istio.io',
         'ClusterRole vane: update virtualservices.networking.istio.io',
         'ClusterRole vane: get destinationrules.networking.istio.io',
+        'ClusterRole vane: list destinationrules.networking.istio.io',
+        'ClusterRole vane: watch destinationrules.networking.istio.io',
         'ClusterRole vane: update destinationrules.networking.istio.io',
         'ClusterRole vane: get deployments.apps',
         'ClusterRole vane: patch deployments/scale.apps',

@@ -26,8 +26,10 @@ export function buildTestDomain(opts: {
   analyzer?: RolloutAnalyzer;
   workloads?: WorkloadReader;
   templates?: Record<string, Record<string, unknown>>;
+  /** Key prefix; default one of this process's own. Processes sharing a prefix share the rollouts and the queue. */
+  prefix?: string;
 }): TestDomain {
-  const prefix = `t${process.pid}x${n++}`;
+  const prefix = opts.prefix ?? `t${process.pid}x${n++}`;
   const redis = connectRedis(opts.redisUrl, { role: 'client' });
   const ticks = new TickQueue(redis, prefix);
   const unused = (what: string) => () => {

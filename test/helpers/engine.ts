@@ -212,6 +212,7 @@ export async function startEngineHarness(opts: {
       await notifyQueue?.close();
       await blocking.quit();
       await domain.close();
+      await router.close();
       await sim.close();
     },
   };

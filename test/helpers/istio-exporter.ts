@@ -36,6 +36,10 @@ export interface IstioExporterOptions {
   reporters?: ('source' | 'destination')[];
   /** Default: a free port. */
   port?: number;
+  /** More services with the same subsets and traffic (e.g. one per rollout of a capacity benchmark). Default: only `service`. */
+  services?: string[];
+  /** Export istio_request_duration_milliseconds too. Default true. */
+  histograms?: boolean;
 }
 
 export interface IstioExporter {
@@ -45,6 +49,8 @@ export interface IstioExporter {
   hostPort: string;
   /** Starts or changes a subset's traffic (counters so far are kept). */
   setSubset(version: string, traffic: SubsetTraffic): void;
+  /** With `services`: gives one service's subset its own traffic (and counters), apart from the others'. */
+  setServiceSubset(service: string, version: string, traffic: SubsetTraffic): void;
   /** Stops exporting a subset's series. */
   removeSubset(version: string): void;
   /** Number of scrapes served. */
@@ -87,7 +93,12 @@ export async function startIstioExporter({
   service = 'reviews',
   reporters = ['source', 'destination'],
   port = 0,
+  services,
+  histograms = true,
 }: IstioExporterOptions = {}): Promise<IstioExporter> {
+  const names = services ?? [service];
+  /** Per service and version, where a service has traffic of its own. */
+  const own = new Map<string, State>();
   const subsets = new Map<string, State>();
   let last = Date.now();
 
@@ -98,7 +109,7 @@ export async function startIstioExporter({
     if (now <= last) return last;
     const dt = (now - last) / 1000;
     last = now;
-    for (const s of subsets.values()) {
+    for (const s of [...subsets.values(), ...own.values()]) {
       const n = s.traffic.rps * dt;
       const errors = n * s.traffic.errorRate;
       for (const [code, k] of [
@@ -132,40 +143,44 @@ export async function startIstioExporter({
       '# HELP istio_request_duration_milliseconds Request duration.',
       '# TYPE istio_request_duration_milliseconds histogram',
     ];
-    for (const [version, s] of subsets) {
-      for (const reporter of reporters) {
-        for (const [code, c] of s.codes) {
-          const l = {
-            reporter,
-            source_workload: 'istio-ingressgateway',
-            source_workload_namespace: 'istio-system',
-            source_app: 'istio-ingressgateway',
-            destination_service: `${service}.${namespace}.svc.cluster.local`,
-            destination_service_name: service,
-            destination_service_namespace: namespace,
-            destination_workload: s.traffic.workload,
-            destination_workload_namespace: namespace,
-            destination_app: service,
-            destination_version: version,
-            destination_canonical_service: service,
-            destination_canonical_revision: version,
-            request_protocol: 'http',
-            response_code: code,
-            response_flags: '-',
-            connection_security_policy: reporter === 'destination' ? 'mutual_tls' : 'unknown',
-          };
-          const ls = labels(l);
-          req.push(`istio_requests_total{${ls}} ${c.count}${ts}`);
-          ISTIO_DURATION_BUCKETS.forEach((le, i) => {
-            dur.push(`istio_request_duration_milliseconds_bucket{${ls},le="${le}"} ${c.buckets[i]}${ts}`);
-          });
-          dur.push(`istio_request_duration_milliseconds_bucket{${ls},le="+Inf"} ${c.count}${ts}`);
-          dur.push(`istio_request_duration_milliseconds_sum{${ls}} ${c.sum}${ts}`);
-          dur.push(`istio_request_duration_milliseconds_count{${ls}} ${c.count}${ts}`);
+    for (const name of names) {
+      for (const [version, shared] of subsets) {
+        const s = own.get(`${name}/${version}`) ?? shared;
+        for (const reporter of reporters) {
+          for (const [code, c] of s.codes) {
+            const l = {
+              reporter,
+              source_workload: 'istio-ingressgateway',
+              source_workload_namespace: 'istio-system',
+              source_app: 'istio-ingressgateway',
+              destination_service: `${name}.${namespace}.svc.cluster.local`,
+              destination_service_name: name,
+              destination_service_namespace: namespace,
+              destination_workload: names.length > 1 ? `${name}-${version}` : s.traffic.workload,
+              destination_workload_namespace: namespace,
+              destination_app: name,
+              destination_version: version,
+              destination_canonical_service: name,
+              destination_canonical_revision: version,
+              request_protocol: 'http',
+              response_code: code,
+              response_flags: '-',
+              connection_security_policy: reporter === 'destination' ? 'mutual_tls' : 'unknown',
+            };
+            const ls = labels(l);
+            req.push(`istio_requests_total{${ls}} ${c.count}${ts}`);
+            if (!histograms) continue;
+            ISTIO_DURATION_BUCKETS.forEach((le, i) => {
+              dur.push(`istio_request_duration_milliseconds_bucket{${ls},le="${le}"} ${c.buckets[i]}${ts}`);
+            });
+            dur.push(`istio_request_duration_milliseconds_bucket{${ls},le="+Inf"} ${c.count}${ts}`);
+            dur.push(`istio_request_duration_milliseconds_sum{${ls}} ${c.sum}${ts}`);
+            dur.push(`istio_request_duration_milliseconds_count{${ls}} ${c.count}${ts}`);
+          }
         }
       }
     }
-    return `${[...req, ...dur].join('\n')}\n`;
+    return `${[...req, ...(histograms ? dur : [])].join('\n')}\n`;
   };
 
   const server: Server = createServer((req, res) => {
@@ -185,6 +200,23 @@ export async function startIstioExporter({
   return {
     url: `http://127.0.0.1:${p}/metrics`,
     hostPort: `127.0.0.1:${p}`,
+    setServiceSubset(name, version, t) {
+      advance();
+      const traffic = {
+        rps: t.rps,
+        errorRate: t.errorRate ?? 0,
+        latencyMs: t.latencyMs ?? 20,
+        errorCode: t.errorCode ?? '500',
+        workload: t.workload ?? `${name}-${version}`,
+      };
+      const prev = own.get(`${name}/${version}`);
+      const s: State = prev ? { ...prev, traffic } : { traffic, codes: new Map() };
+      for (const code of ['200', traffic.errorCode]) {
+        if (!s.codes.has(code))
+          s.codes.set(code, { count: 0, sum: 0, buckets: ISTIO_DURATION_BUCKETS.map(() => 0) });
+      }
+      own.set(`${name}/${version}`, s);
+    },
     setSubset(version, t) {
       advance();
       const traffic = {

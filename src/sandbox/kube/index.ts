@@ -82,6 +82,8 @@ export interface KubeSimulator {
   subscribe(listener: (e: ObjectEvent) => void): () => void;
   /** The pod runtime when started with `pods`; undefined otherwise. */
   readonly pods: PodRuntime | undefined;
+  /** TCP connections accepted since start (to see whether clients reuse their connections). */
+  connectionsAccepted(): number;
   /** CEL rules from crdsFile that could not be compiled/evaluated (also logged at start). */
   readonly unevaluatedCelRules: string[];
   close(): Promise<void>;
@@ -138,6 +140,10 @@ export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promi
   });
   const server: Server = createServer(handler);
   server.keepAliveTimeout = 30_000;
+  let accepted = 0;
+  server.on('connection', () => {
+    accepted++;
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => resolve());
@@ -157,6 +163,7 @@ export async function startKubeSimulator(opts: KubeSimulatorOptions = {}): Promi
     port,
     pods,
     unevaluatedCelRules: [...validator.cel.unevaluated],
+    connectionsAccepted: () => accepted,
     kubeconfigYaml({ token = opts.token ?? 'sandbox', namespace } = {}) {
       return toYaml({
         apiVersion: 'v1',
