@@ -1,12 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import {
-  knownDefectsExcept,
-  type ModelWorld,
-  modelProperty,
-  modelSeed,
-  startModelWorld,
-} from '../helpers/model.ts';
+import { type ModelWorld, modelProperty, modelSeed, startModelWorld } from '../helpers/model.ts';
 
 /**
  * The model-based test of whole rollouts (issue 11). Each run: a random scenario (1–3 engine
@@ -21,8 +15,6 @@ const SEED = modelSeed();
 const RUNS = Number(process.env.VANE_MODEL_RUNS ?? 20);
 /** fast-check's path of a failure (printed with it) replays that one case: VANE_MODEL_PATH. */
 const PATH = process.env.VANE_MODEL_PATH;
-/** KNOWN_DEFECTS switches to turn off for this run (a comma list, or all): VANE_MODEL_FIND. */
-const KNOWN = knownDefectsExcept(process.env.VANE_MODEL_FIND);
 
 let world: ModelWorld;
 beforeAll(async () => {
@@ -33,14 +25,9 @@ afterAll(async () => {
 });
 
 describe('model-based test of the rollout engine', () => {
-  it(`${RUNS} random rollouts keep every invariant (seed ${SEED}; known defects left out: ${Object.entries(
-    KNOWN,
-  )
-    .filter(([, on]) => on)
-    .map(([k]) => k)
-    .join(', ')})`, async () => {
+  it(`${RUNS} random rollouts keep every invariant (seed ${SEED})`, async () => {
     try {
-      await fc.assert(modelProperty(world, KNOWN), {
+      await fc.assert(modelProperty(world), {
         seed: SEED,
         numRuns: RUNS,
         ...(PATH ? { path: PATH } : {}),
