@@ -45,6 +45,10 @@ const GUARD_INTERVAL_MS = 100;
  */
 const DRAIN_MS = Number(process.env.VANE_MODEL_DRAIN_MS ?? 45_000);
 const logger = createLogger({ level: 'silent' });
+/** How long an accepted abort may take to end the rollout when nothing slows the engine (one tick, on a loaded machine). */
+const ABORT_MS = 6_000;
+/** The gate webhooks' timeout: longer than ABORT_MS, so a hanging gate that held the tick would be seen. */
+const GATE_TIMEOUT = '8s';
 
 // ---------------------------------------------------------------------------------------------
 // Parts a run is made of
@@ -211,7 +215,8 @@ class Api implements Cmd {
   check = () => true;
   async run(m: Model, r: Run) {
     m.log.push(this.toString());
-    await r.api(this.verb);
+    const stored = await r.api(this.verb);
+    if (stored && this.verb === 'abort') await r.checkAbortActs();
     await r.checkNow(this.toString());
   }
   toString = () => `api ${this.verb}`;
@@ -247,6 +252,7 @@ class RedisStall implements Cmd {
   check = () => true;
   async run(m: Model, r: Run) {
     m.log.push(this.toString());
+    r.stalledUntil = Date.now() + this.ms;
     await r.world.admin.call('CLIENT', 'PAUSE', String(this.ms));
     await r.checkNow(this.toString());
   }
@@ -420,7 +426,10 @@ export class Run {
   readonly name: string;
   instances: (Instance | undefined)[] = [undefined, undefined, undefined];
   segments: Segment[] = [];
-  api!: (verb: ApiVerb) => Promise<void>;
+  /** Carries out an API verb; true when it stored a command on the rollout. */
+  api!: (verb: ApiVerb) => Promise<boolean>;
+  /** When the last Redis stall ends. */
+  stalledUntil = 0;
   gateAnswer: 'open' | 'closed' | 'hang' = 'closed';
   private apiCtx!: DomainContext;
   private apiRedis!: Redis;
@@ -515,7 +524,7 @@ export class Run {
       webhooks:
         s.gate === 'none'
           ? []
-          : [{ type: s.gate, url: this.world.rx.url(`/${this.name}/gate`), timeout: '800ms' }],
+          : [{ type: s.gate, url: this.world.rx.url(`/${this.name}/gate`), timeout: GATE_TIMEOUT }],
     };
   }
 
@@ -557,13 +566,13 @@ export class Run {
   }
 
   /** The same domain verbs the API routes call; a refusal the API would answer with 409 is fine. */
-  private async sendApi(verb: ApiVerb): Promise<void> {
+  private async sendApi(verb: ApiVerb): Promise<boolean> {
     const ctx = this.apiCtx;
     const id = this.current.id;
     try {
       if (verb === 'retry') {
         const old = await this.rollout();
-        if (!old || !isTerminal(old.phase) || this.segments.length >= 3) return;
+        if (!old || !isTerminal(old.phase) || this.segments.length >= 3) return false;
         // Every check of the ended rollout ran already; the new one starts from the objects as they are.
         await this.checkNow('before retry');
         const before = this.objects();
@@ -572,7 +581,7 @@ export class Run {
           started = (await retryRollout({ ctx, id, by: 'model' })).rollout;
         } catch (e) {
           // A succeeded rollout's canary is the new stable: the one command table refuses its retry.
-          if (old.phase === 'succeeded' && e instanceof RolloutError && e.code === 'CONFLICT') return;
+          if (old.phase === 'succeeded' && e instanceof RolloutError && e.code === 'CONFLICT') return false;
           throw e;
         }
         if (old.phase === 'succeeded')
@@ -582,21 +591,46 @@ export class Run {
             'api retry',
           );
         this.segments.push(this.newSegment(started.id, before));
-        return;
+        return false;
       }
       if (verb === 'approve') {
         await approveGate({ ctx, id, by: 'model' });
-        return;
+        return false;
       }
       await sendCommand({ ctx, id, type: verb, by: 'model' });
+      return true;
     } catch (e) {
-      if (e instanceof RolloutError && (e.code === 'CONFLICT' || e.code === 'BAD_REQUEST')) return;
+      if (e instanceof RolloutError && (e.code === 'CONFLICT' || e.code === 'BAD_REQUEST')) return false;
       // The API's Redis connection gives up after 5 s; during a longer stall the API answers with an error.
       if ((e as Error).message === 'Command timed out') {
         this.notes.push(`api ${verb}: Redis command timed out`);
-        return;
+        return false;
       }
       throw e;
+    }
+  }
+
+  /**
+   * Issue 11 #5 and #7: an abort acts within one tick. A gate webhook that never answers must not
+   * hold the tick (the gates' timeout is longer than this bound), and the tick that takes the abort
+   * writes the rollback. Checked when nothing else may slow the engine: no cluster fault, no Redis
+   * stall, a worker up; the bound leaves room for a loaded machine.
+   */
+  async checkAbortActs(): Promise<void> {
+    const now = Date.now();
+    if (this.faults.some((f) => f.until > now) || this.stalledUntil + 1_000 > now) return;
+    if (!this.instances.some(Boolean)) return;
+    const deadline = now + ABORT_MS;
+    for (;;) {
+      const r = await this.rollout();
+      if (!r || isTerminal(r.phase)) return;
+      if (Date.now() > deadline)
+        this.fail(
+          'an abort acts within one tick',
+          `${r.id} still ${r.phase} ${ABORT_MS / 1000}s after the abort (${r.reason}; pending commands: ${r.commands.map((c) => c.type).join(', ') || 'none'}; last error: ${r.lastError ?? 'none'})`,
+          'api abort',
+        );
+      await new Promise((res) => setTimeout(res, 50));
     }
   }
 
