@@ -11,9 +11,9 @@ import { type ModelWorld, modelProperty, modelSeed, startModelWorld } from '../h
  * counterexample is printed shrunk. VANE_MODEL_RUNS changes the number of runs.
  */
 const SEED = modelSeed();
-// 15 runs keep the file near a minute on a loaded 2-core machine (2.5–4 s a run, plus the start);
+// 12 runs keep the file near a minute on a loaded 2-core machine (2.5–7 s a run, plus the start);
 // the soak (bench/engine-soak.ts) runs thousands.
-const RUNS = Number(process.env.VANE_MODEL_RUNS ?? 15);
+const RUNS = Number(process.env.VANE_MODEL_RUNS ?? 12);
 /** fast-check's path of a failure (printed with it) replays that one case: VANE_MODEL_PATH. */
 const PATH = process.env.VANE_MODEL_PATH;
 
