@@ -3,28 +3,25 @@
  * through 1–3 in-process engine instances on the kube simulator and a real Redis, every invariant
  * checked after each command and after the drain. Prints the runs, the failures (invariant, seed,
  * commands) and the duration, then a `RESULT {json}` line.
- * Run: npx tsx bench/engine-soak.ts --runs 5000 [--seed N] [--find all|relabelUndo,...] [--shrink]
- *   --find turns KNOWN_DEFECTS switches off, to look for those defects.
+ * Run: npx tsx bench/engine-soak.ts --runs 5000 [--seed N] [--shrink] [--max-commands 14]
  */
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
-import { knownDefectsExcept, modelProperty, startModelWorld } from '../test/helpers/model.ts';
+import { modelProperty, startModelWorld } from '../test/helpers/model.ts';
 
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '200' },
     seed: { type: 'string', default: '1' },
-    find: { type: 'string' },
     shrink: { type: 'boolean', default: false },
     'max-commands': { type: 'string', default: '14' },
   },
 });
 const RUNS = Number(values.runs);
 const SEED = Number(values.seed);
-const known = knownDefectsExcept(values.find);
 
 const world = await startModelWorld();
-const property = modelProperty(world, known, Number(values['max-commands']));
+const property = modelProperty(world, Number(values['max-commands']));
 const failures: { seed: number; invariant: string; counterexample: string; message: string }[] = [];
 const durations: number[] = [];
 const started = performance.now();
@@ -60,7 +57,6 @@ console.log(
 );
 console.log(`outcomes: ${JSON.stringify(world.outcomes)}`);
 console.log(`commands: ${JSON.stringify(world.commands)}`);
-console.log(`known defects left out: ${JSON.stringify(known)}`);
 console.log(
   `RESULT ${JSON.stringify({
     runs: RUNS,
@@ -69,9 +65,6 @@ console.log(
     seed: SEED,
     runMs: { p50: q(0.5), p95: q(0.95), max: q(1) },
     outcomes: world.outcomes,
-    knownDefectsLeftOut: Object.entries(known)
-      .filter(([, on]) => on)
-      .map(([k]) => k),
     failuresByInvariant: byInvariant,
     firstFailures: failures.slice(0, 5).map((f) => ({ seed: f.seed, invariant: f.invariant })),
   })}`,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { formatDuration } from '../duration.ts';
 import { MeshError, type MeshTarget, type TrafficRouter, type Weights } from '../mesh/types.ts';
 import type { AnalysisReport } from '../metrics/types.ts';
@@ -274,6 +275,32 @@ async function save(ctx: DomainContext, prev: Rollout, change: Change): Promise<
   return stored;
 }
 
+/**
+ * Saves the evidence of a cluster write this tick has just made (the weight event and `applied`,
+ * the created subset). Only the API changes a rollout while its tick holds the lease, and only by
+ * storing a command; that must not lose the evidence, or the events would not explain the write
+ * and a rollback would not know what vane created. So on a conflict the same change is saved on
+ * the fresh state with the new commands kept (the next tick carries them out); any other change
+ * (another tick took over) is a conflict as before.
+ */
+async function saveEffect(ctx: DomainContext, prev: Rollout, change: Change): Promise<Rollout> {
+  let base = prev;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await save(ctx, base, change);
+    } catch (e) {
+      if (!(e instanceof VersionConflict) || attempt >= 4) throw e;
+      const fresh = await ctx.store.get(prev.id);
+      const same = (x: Rollout) => ({ ...x, version: 0, updatedAt: 0, commands: [] });
+      if (!fresh || !isDeepStrictEqual(same(fresh), same(prev))) throw e;
+      const known = new Set(base.commands.map((x) => x.id));
+      const added = fresh.commands.filter((x) => !known.has(x.id));
+      change.r = { ...change.r, commands: [...change.r.commands, ...added] };
+      base = fresh;
+    }
+  }
+}
+
 function applyCommands(r: Rollout, now: number): Change {
   const c = new Change({ ...r, commands: [] }, now);
   for (const cmd of r.commands) applyCommand(c, cmd, now);
@@ -292,7 +319,13 @@ function applyCommand(c: Change, cmd: Command, now: number): void {
     c.event({ type: 'command', reason: `${cmd.type}${by} dropped: ${refusal}`, ...who });
     return;
   }
-  c.event({ type: 'command', reason: `${cmd.type}${by}${why}`, ...who });
+  // A step decided and not yet written is the step a promote asks for: moving on again would skip it.
+  const stepPending =
+    cmd.type === 'promote' && r.phase === 'progressing' && !r.applied && r.progress.stageIndex >= 0;
+  const note = stepPending
+    ? ` (step ${r.progress.stageIndex + 1} is decided and not yet written; it is written next)`
+    : '';
+  c.event({ type: 'command', reason: `${cmd.type}${by}${why}${note}`, ...who });
   switch (cmd.type) {
     case 'abort':
       c.transition('rolling-back', `aborted${by}${why}`, { outcome: 'aborted' });
@@ -330,7 +363,7 @@ function applyCommand(c: Change, cmd: Command, now: number): void {
         });
         return;
       }
-      if (r.phase === 'progressing') {
+      if (r.phase === 'progressing' && !stepPending) {
         const stages = stagesOf(r.spec.strategy);
         const index = r.progress.stageIndex + 1;
         const stage = stages[index];
@@ -454,7 +487,7 @@ async function initialize(ctx: DomainContext, r: Rollout, now: number): Promise<
       type: 'subset',
       reason: `created subset '${target.canarySubset}' in DestinationRule ${target.namespace}/${target.destinationRule}`,
     });
-    cur = await save(ctx, r, c);
+    cur = await saveEffect(ctx, r, c);
   }
   const workload = r.spec.canary.workload;
   if (workload && ctx.workloads) {
@@ -509,7 +542,7 @@ async function progress(ctx: DomainContext, r0: Rollout, now: number): Promise<T
     await applyTraffic(ctx, r);
     const c = new Change({ ...r, applied: true, errorCount: 0 }, now);
     c.event({ type: 'weight', reason: describeTraffic(r), weights: r.weights });
-    r = await save(ctx, r, c);
+    r = await saveEffect(ctx, r, c);
   } else {
     const actual = await router.readWeights(target);
     if (actual.stable !== r.weights.stable || actual.canary !== r.weights.canary) {

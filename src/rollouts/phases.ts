@@ -54,8 +54,11 @@ export type LiveCommand = 'promote' | 'promote-full' | 'abort' | 'pause' | 'resu
 /**
  * The one table of which command applies in which phase. The API refuses a command outside it
  * (409), and the engine drops one that no longer applies by the time a tick sees it, with an event.
+ * `retry` starts a new rollout with the same spec, so it applies only where traffic is back on the
+ * stable version: after a succeeded rollout the canary is the new stable, and a retry would send
+ * every user back to the old one.
  */
-export const COMMAND_PHASES: Record<LiveCommand | 'undo', readonly Phase[]> = {
+export const COMMAND_PHASES: Record<LiveCommand | 'retry' | 'undo', readonly Phase[]> = {
   abort: ['pending', 'initializing', 'progressing', 'paused', 'awaiting-promotion', 'promoting'],
   pause: ['pending', 'initializing', 'progressing', 'awaiting-promotion'],
   resume: ['paused'],
@@ -67,6 +70,7 @@ export const COMMAND_PHASES: Record<LiveCommand | 'undo', readonly Phase[]> = {
    * after-verdict worker, not by a tick (src/rollouts/after-verdict.ts).
    */
   undo: ['succeeded'],
+  retry: ['failed', 'aborted'],
 };
 
 /** Why `type` cannot apply to a rollout in this state; undefined when it can. Read by the API and the engine alike. */
@@ -79,8 +83,10 @@ export function commandRefusal(
   },
   type: LiveCommand | 'retry' | 'undo',
 ): string | undefined {
-  if (type === 'retry') return 'retry starts a new rollout from an ended one';
   const phases = COMMAND_PHASES[type];
+  if (type === 'retry' && r.phase === 'succeeded') {
+    return 'it succeeded, so its canary is the new stable and a retry would send all traffic back to the old version; start a new rollout instead';
+  }
   if (!phases.includes(r.phase)) return `it is ${r.phase}; ${type} applies when it is ${phases.join(', ')}`;
   if (type === 'undo') {
     if (!r.spec?.stable.workload)

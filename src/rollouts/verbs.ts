@@ -191,7 +191,7 @@ export async function sendCommand({
   return updated;
 }
 
-/** Starts a new rollout with the spec of an ended one (same target; the new one gets its own id). */
+/** Starts a new rollout with the spec of a failed or aborted one (same target; the new one gets its own id). */
 export async function retryRollout({
   ctx,
   id,
@@ -202,12 +202,8 @@ export async function retryRollout({
   by?: string;
 }): Promise<StartResult> {
   const old = await getRollout({ ctx, id });
-  if (!isTerminal(old.phase)) {
-    throw new RolloutError(
-      'CONFLICT',
-      `rollout ${id} is ${old.phase}; only an ended rollout (failed, aborted, succeeded) can be retried`,
-    );
-  }
+  const refusal = commandRefusal(old, 'retry');
+  if (refusal) throw new RolloutError('CONFLICT', `cannot retry rollout ${id}: ${refusal}`);
   const { idempotencyKey: _, ...input } = old.input;
   const metadata = {
     ...(input.metadata as Record<string, string> | undefined),

@@ -1,12 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import {
-  knownDefectsExcept,
-  type ModelWorld,
-  modelProperty,
-  modelSeed,
-  startModelWorld,
-} from '../helpers/model.ts';
+import { type ModelWorld, modelProperty, modelSeed, startModelWorld } from '../helpers/model.ts';
 
 /**
  * The model-based test of whole rollouts (issue 11). Each run: a random scenario (1–3 engine
@@ -17,12 +11,11 @@ import {
  * counterexample is printed shrunk. VANE_MODEL_RUNS changes the number of runs.
  */
 const SEED = modelSeed();
-// 20 runs keep the file near a minute (about 2.6 s a run); VANE_MODEL_RUNS=80 is about 3.5 minutes.
-const RUNS = Number(process.env.VANE_MODEL_RUNS ?? 20);
+// 12 runs keep the file near a minute on a loaded 2-core machine (2.5–7 s a run, plus the start);
+// the soak (bench/engine-soak.ts) runs thousands.
+const RUNS = Number(process.env.VANE_MODEL_RUNS ?? 12);
 /** fast-check's path of a failure (printed with it) replays that one case: VANE_MODEL_PATH. */
 const PATH = process.env.VANE_MODEL_PATH;
-/** KNOWN_DEFECTS switches to turn off for this run (a comma list, or all): VANE_MODEL_FIND. */
-const KNOWN = knownDefectsExcept(process.env.VANE_MODEL_FIND);
 
 let world: ModelWorld;
 beforeAll(async () => {
@@ -33,19 +26,16 @@ afterAll(async () => {
 });
 
 describe('model-based test of the rollout engine', () => {
-  it(`${RUNS} random rollouts keep every invariant (seed ${SEED}; known defects left out: ${Object.entries(
-    KNOWN,
-  )
-    .filter(([, on]) => on)
-    .map(([k]) => k)
-    .join(', ')})`, async () => {
+  it(`${RUNS} random rollouts keep every invariant (seed ${SEED})`, async () => {
     try {
-      await fc.assert(modelProperty(world, KNOWN), {
+      await fc.assert(modelProperty(world), {
         seed: SEED,
         numRuns: RUNS,
         ...(PATH ? { path: PATH } : {}),
         // shrinking reruns whole rollouts; keep it bounded so a failure reports within the test's time
         interruptAfterTimeLimit: 240_000,
+        // Too slow a machine to finish the runs is a failure, not a pass with fewer runs.
+        markInterruptAsFailure: true,
         verbose: 1,
       });
     } catch (e) {

@@ -17,9 +17,9 @@ import {
 import { eventually, startTestRedis } from '../helpers/services.ts';
 
 /**
- * Named reproductions of defects of issue 11 found by the model test (test/engine/model.test.ts).
- * Each was `it.fails` while its defect stood and became `it` when the fix landed; the matching
- * KNOWN_DEFECTS switch in test/helpers/model.ts is off.
+ * Named reproductions of defects 1–3 of issue 11, each `it.fails` while its defect stood. The model
+ * test (test/engine/model.test.ts) generates these cases too; the defects it found itself have
+ * their named tests in test/engine/tick.test.ts (by the soak seed that found them).
  */
 let redis: ManagedProcess;
 let h: EngineHarness;

@@ -8,6 +8,7 @@ import { canTransition, commandRefusal, PHASES } from '../../src/rollouts/phases
 import {
   approveGate,
   getRollout,
+  retryRollout,
   rolloutEvents,
   sendCommand,
   startRollout,
@@ -287,5 +288,115 @@ describe('one tick at a time (issue 11)', () => {
     expect(r.phase).toBe('failed');
     expect(canaryWeightOf(vsOf('now'))).toBeUndefined();
     expect(vsWrites('now').length).toBeGreaterThan(before);
+  });
+
+  /** The router with `after` run once right after the first call of `verb`, as a command stored while that write was in flight. */
+  function afterWrite(verb: 'setWeights' | 'ensureCanarySubset', after: () => Promise<unknown>): () => void {
+    const base = ctx().router;
+    let done = false;
+    ctx().router = (cluster) => {
+      const router = base(cluster);
+      const wrapped = { ...router };
+      // biome-ignore lint/suspicious/noExplicitAny: both verbs take a target and pass their result through
+      (wrapped as any)[verb] = async (...args: any[]) => {
+        // biome-ignore lint/suspicious/noExplicitAny: see above
+        const out = await (router as any)[verb](...args);
+        if (!done) {
+          done = true;
+          await after();
+        }
+        return out;
+      };
+      return wrapped;
+    };
+    return () => {
+      ctx().router = base;
+    };
+  }
+
+  it('model seed 135: a step written while a command is stored still gets its weight event (the events explain every change)', async () => {
+    seedTarget(h.sim, 'wev');
+    const { rollout } = await startRollout({
+      ctx: ctx(),
+      input: canarySpec('wev', { strategy: { type: 'canary', steps: [20, 50], stepInterval: '30s' } }),
+    });
+    await tickUntil(
+      rollout.id,
+      (r) => r.phase === 'progressing' && !r.applied && r.progress.stageIndex === 0,
+    );
+    const restore = afterWrite('setWeights', () =>
+      sendCommand({ ctx: ctx(), id: rollout.id, type: 'abort', by: 'ops' }),
+    );
+    try {
+      await tick(ctx(), rollout.id);
+    } finally {
+      restore();
+    }
+    expect(canaryWeightOf(vsOf('wev'))).toBe(20);
+    await tickUntil(rollout.id, (r) => r.phase === 'aborted');
+    const events = await rolloutEvents({ ctx: ctx(), id: rollout.id });
+    expect(events.filter((e) => e.type === 'weight').map((e) => e.weights?.canary)).toEqual([0, 20, 0]);
+  });
+
+  it('model seed 1054: an abort stored while the canary subset is created leaves the DestinationRule as it was', async () => {
+    seedTarget(h.sim, 'sub');
+    const drBefore = h.sim.getObject(VS, 'DestinationRule', 'shop', 'sub');
+    const { rollout } = await startRollout({ ctx: ctx(), input: canarySpec('sub') });
+    await tickUntil(rollout.id, (r) => r.phase === 'initializing');
+    const restore = afterWrite('ensureCanarySubset', () =>
+      sendCommand({ ctx: ctx(), id: rollout.id, type: 'abort', by: 'ops' }),
+    );
+    try {
+      await tick(ctx(), rollout.id);
+    } finally {
+      restore();
+    }
+    const r = await tickUntil(rollout.id, (x) => x.phase === 'aborted');
+    const dr = h.sim.getObject(VS, 'DestinationRule', 'shop', 'sub');
+    expect(dr.spec).toEqual(drBefore.spec);
+    expect(dr.metadata.annotations ?? {}).toEqual(drBefore.metadata.annotations ?? {});
+    // The events say vane created the subset (and the rollout knows it), though the abort won the race.
+    const events = await rolloutEvents({ ctx: ctx(), id: rollout.id });
+    expect(events.some((e) => e.type === 'subset' && /created subset 'v2'/.test(e.reason))).toBe(true);
+    expect(r.createdSubset).toBe(true);
+  });
+
+  it('model seed 5072: a promote carried out before a decided step is written does not skip that step', async () => {
+    seedTarget(h.sim, 'skip');
+    const { rollout } = await startRollout({
+      ctx: ctx(),
+      input: canarySpec('skip', { strategy: { type: 'canary', steps: [20, 50, 80], stepInterval: '30s' } }),
+    });
+    // The first step is decided and saved, not yet written.
+    await tickUntil(
+      rollout.id,
+      (r) => r.phase === 'progressing' && !r.applied && r.progress.stageIndex === 0,
+    );
+    await sendCommand({ ctx: ctx(), id: rollout.id, type: 'promote', by: 'ops' });
+    await tickUntil(rollout.id, (r) => r.phase === 'progressing' && r.applied);
+    await sendCommand({ ctx: ctx(), id: rollout.id, type: 'promote', by: 'ops' });
+    await tickUntil(rollout.id, (r) => r.phase === 'progressing' && r.applied && r.progress.stageIndex >= 1);
+    const written = vsWrites('skip')
+      .map((w) => canaryWeightOf(w.body))
+      .filter((w, i, all) => w !== undefined && w !== all[i - 1]);
+    expect(written).toEqual([20, 50]);
+  });
+
+  it('retry applies only to a failed or aborted rollout: a succeeded one is refused and its route stays on the canary', async () => {
+    expect(commandRefusal({ phase: 'succeeded' }, 'retry')).toMatch(/succeeded/);
+    expect(commandRefusal({ phase: 'failed' }, 'retry')).toBeUndefined();
+    expect(commandRefusal({ phase: 'aborted' }, 'retry')).toBeUndefined();
+    expect(commandRefusal({ phase: 'progressing' }, 'retry')).toBeDefined();
+    seedTarget(h.sim, 'again');
+    const { rollout } = await startRollout({
+      ctx: ctx(),
+      input: canarySpec('again', { strategy: { type: 'canary', steps: [50], stepInterval: '300ms' } }),
+    });
+    await tickUntil(rollout.id, (r) => r.phase === 'succeeded', 60);
+    expect(canaryWeightOf(vsOf('again'))).toBe(100);
+    await expect(retryRollout({ ctx: ctx(), id: rollout.id, by: 'ci' })).rejects.toThrow(
+      /cannot retry rollout .*: it succeeded/,
+    );
+    expect(canaryWeightOf(vsOf('again'))).toBe(100);
   });
 });

@@ -83,7 +83,7 @@ const retry = (ctx: DomainContext) =>
     ...scoped('trigger', rolloutNamespace(ctx)),
     method: 'post',
     path: '/api/v1/rollouts/{id}/retry',
-    summary: 'Start a new rollout with the spec of an ended one',
+    summary: 'Start a new rollout with the spec of a failed or aborted one',
     request: {
       params: RolloutIdParam,
       body: { required: false, content: { 'application/json': { schema: CommandBodySchema } } },

@@ -433,7 +433,7 @@ ${EXIT_CODES_HELP}`,
   );
   command(
     'retry',
-    'start a new rollout with the spec of an ended one',
+    'start a new rollout with the spec of a failed or aborted one',
     () => 'retry',
     () => ({}),
     (c) => c,
