@@ -20,20 +20,25 @@ const COMMANDS = {
   resume: 'Continue a paused rollout (after drift: reassert vane’s weights)',
 } as const;
 
-function commandRoute(type: keyof typeof COMMANDS, ctx: DomainContext) {
+/** A command's route: POST /api/v1/rollouts/{id}/<path>, scope operate, 202 with the rollout as updated. */
+function commandRoute(
+  path: string,
+  summary: string,
+  ctx: DomainContext,
+  accepted = 'Accepted; the rollout as updated by the command (in pendingCommands until a tick, woken at once, carries it out)',
+) {
   return createRoute({
     ...scoped('operate', rolloutNamespace(ctx)),
     method: 'post',
-    path: `/api/v1/rollouts/{id}/${type}`,
-    summary: COMMANDS[type],
+    path: `/api/v1/rollouts/{id}/${path}`,
+    summary,
     request: {
       params: RolloutIdParam,
       body: { required: false, content: { 'application/json': { schema: CommandBodySchema } } },
     },
     responses: {
       202: {
-        description:
-          'Accepted; the rollout as updated by the command (in pendingCommands until a tick, woken at once, carries it out)',
+        description: accepted,
         content: { 'application/json': { schema: z.object({ rollout: RolloutSchema }) } },
       },
       ...errorResponses(
@@ -50,33 +55,12 @@ function commandRoute(type: keyof typeof COMMANDS, ctx: DomainContext) {
 }
 
 const undo = (ctx: DomainContext) =>
-  createRoute({
-    ...scoped('operate', rolloutNamespace(ctx)),
-    method: 'post',
-    path: '/api/v1/rollouts/{id}/undo',
-    summary:
-      'Undo a succeeded rollout: route 100% back to the old version (stable.workload), scaling it up first when it was scaled down',
-    request: {
-      params: RolloutIdParam,
-      body: { required: false, content: { 'application/json': { schema: CommandBodySchema } } },
-    },
-    responses: {
-      202: {
-        description:
-          'Accepted; the rollout with after.state undoing (the after-verdict worker carries it out at once; undone when done)',
-        content: { 'application/json': { schema: z.object({ rollout: RolloutSchema }) } },
-      },
-      ...errorResponses(
-        'BAD_REQUEST',
-        'UNAUTHORIZED',
-        'FORBIDDEN',
-        'NOT_FOUND',
-        'CONFLICT',
-        'RATE_LIMITED',
-        'UNAVAILABLE',
-      ),
-    },
-  });
+  commandRoute(
+    'undo',
+    'Undo a succeeded rollout: route 100% back to the old version (stable.workload), scaling it up first when it was scaled down',
+    ctx,
+    'Accepted; the rollout with after.state undoing (the after-verdict worker carries it out at once; undone when done)',
+  );
 
 const retry = (ctx: DomainContext) =>
   createRoute({
@@ -148,7 +132,7 @@ function actor(
 
 export function registerRolloutCommands(app: App, ctx: DomainContext): void {
   for (const type of Object.keys(COMMANDS) as (keyof typeof COMMANDS)[]) {
-    app.openapi(commandRoute(type, ctx), async (c) => {
+    app.openapi(commandRoute(type, COMMANDS[type], ctx), async (c) => {
       const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
       const rollout = await sendCommand({ ctx, id: c.req.valid('param').id, type, ...actor(c, body) });
       return c.json({ rollout: publicView(rollout) }, 202);
