@@ -151,12 +151,13 @@ export function buildDomain(opts: DomainOptions): Domain {
   const notify = new NotifyQueue(opts.queueRedis ?? redis, prefix);
   const gates = new GateStore(redis, prefix);
   const after = new AfterQueue(redis, prefix);
-  const scaler = kubeConfig ? createWorkloadScaler({ ...policy, kubeConfig }) : undefined;
+  const scaler = kubeConfig ? createWorkloadScaler({ ...policy, kubeConfig, connections }) : undefined;
   const kubeEvents = kubeConfig
     ? createKubeEventSink({
         ...policy,
         timeoutMs: 3_000,
         kubeConfig,
+        connections,
         uidOf: async (ns, name, cluster) =>
           (await router(cluster).getVirtualService(ns, name))?.metadata?.uid,
         onOutcome: (o) => recorder.kubeEvent(o),

@@ -1,6 +1,7 @@
 import type { RequestOptions } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
+import { withContext } from './kube-call.ts';
 
 /** Options of the per-cluster connection pools. */
 export interface KubeConnectionOptions {
@@ -61,4 +62,27 @@ export class KubeConnections {
     this.pools.clear();
     await Promise.all(all.map((d) => d.close().catch(() => {})));
   }
+}
+
+/**
+ * An API client per kubeconfig context, made once, with the call policy that sends its requests
+ * through the cluster's pooled connections. `cluster` undefined is the current context.
+ */
+export function clientsPerCluster<T, P extends object>(
+  kubeConfig: KubeConfig,
+  connections: KubeConnections,
+  policy: P,
+  make: (kc: KubeConfig) => T,
+): (cluster?: string) => { api: T; opts: P & { dispatcher: () => Promise<Dispatcher | undefined> } } {
+  const made = new Map<string, { api: T; opts: P & { dispatcher: () => Promise<Dispatcher | undefined> } }>();
+  return (cluster) => {
+    const key = cluster ?? '';
+    let m = made.get(key);
+    if (!m) {
+      const kc = withContext(kubeConfig, cluster, () => new KubeConfig());
+      m = { api: make(kc), opts: { ...policy, dispatcher: () => connections.dispatcherFor(kc) } };
+      made.set(key, m);
+    }
+    return m;
+  };
 }

@@ -22,7 +22,7 @@ import type {
 } from './istio.ts';
 import { ISTIO_GROUP } from './istio.ts';
 import { backoff, type CallPolicy, callKube, sleep, statusOf, withContext } from './kube-call.ts';
-import { KubeConnections } from './kube-connections.ts';
+import { clientsPerCluster, KubeConnections } from './kube-connections.ts';
 import {
   ensureSubset,
   promoteVirtualService,
@@ -762,21 +762,15 @@ export interface KubeClients {
 export function createKubeClients(
   options: CallPolicy & { kubeConfig: KubeConfig; connections?: KubeConnections },
 ): KubeClients {
-  const connections = options.connections ?? new KubeConnections();
-  const apis = new Map<string, { apps: AppsV1Api; core: CoreV1Api; opts: CallPolicy }>();
+  const perCluster = clientsPerCluster(
+    options.kubeConfig,
+    options.connections ?? new KubeConnections(),
+    options as CallPolicy,
+    (kc) => ({ apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api) }),
+  );
   const apisOf = (cluster?: string) => {
-    const key = cluster ?? '';
-    let a = apis.get(key);
-    if (!a) {
-      const kc = withContext(options.kubeConfig, cluster, () => new KubeConfig());
-      a = {
-        apps: kc.makeApiClient(AppsV1Api),
-        core: kc.makeApiClient(CoreV1Api),
-        opts: { ...options, dispatcher: () => connections.dispatcherFor(kc) },
-      };
-      apis.set(key, a);
-    }
-    return a;
+    const { api, opts } = perCluster(cluster);
+    return { ...api, opts };
   };
   return {
     async readWorkload(namespace, kind, name, cluster) {

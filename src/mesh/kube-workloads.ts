@@ -1,6 +1,13 @@
 import { hostname } from 'node:os';
-import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { type CallPolicy, callKube, withContext } from './kube-call.ts';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import { type CallPolicy, callKube } from './kube-call.ts';
+import { clientsPerCluster, KubeConnections } from './kube-connections.ts';
 import { createKubeClients } from './kube-router.ts';
 
 /** The old or the canary version's workload, scaled through its scale subresource. */
@@ -15,26 +22,22 @@ export interface WorkloadScaler {
   scale(namespace: string, name: string, replicas: number, cluster?: string): Promise<void>;
 }
 
-export function createWorkloadScaler(opts: CallPolicy & { kubeConfig: KubeConfig }): WorkloadScaler {
-  const clients = createKubeClients(opts);
-  const apis = new Map<string, AppsV1Api>();
-  const appsOf = (cluster?: string) => {
-    const key = cluster ?? '';
-    let a = apis.get(key);
-    if (!a) {
-      a = withContext(opts.kubeConfig, cluster, () => new KubeConfig()).makeApiClient(AppsV1Api);
-      apis.set(key, a);
-    }
-    return a;
-  };
+export function createWorkloadScaler(
+  opts: CallPolicy & { kubeConfig: KubeConfig; connections?: KubeConnections },
+): WorkloadScaler {
+  const connections = opts.connections ?? new KubeConnections();
+  const clients = createKubeClients({ ...opts, connections });
+  const appsOf = clientsPerCluster(opts.kubeConfig, connections, opts as CallPolicy, (kc) =>
+    kc.makeApiClient(AppsV1Api),
+  );
   return {
     async readReplicas(namespace, name, cluster) {
       const w = await clients.readWorkload(namespace, 'Deployment', name, cluster);
       return { replicas: w.desired, ready: w.ready, ...(w.message ? { message: w.message } : {}) };
     },
     async scale(namespace, name, replicas, cluster) {
-      const apps = appsOf(cluster);
-      await callKube(opts, `Deployment ${namespace}/${name} scale`, (o) =>
+      const { api: apps, opts: policy } = appsOf(cluster);
+      await callKube(policy, `Deployment ${namespace}/${name} scale`, (o) =>
         apps.patchNamespacedDeploymentScale(
           { namespace, name, body: { spec: { replicas } } },
           setHeaderOptions('Content-Type', PatchStrategy.MergePatch, o),
@@ -71,32 +74,27 @@ export interface KubeEventSink {
 export function createKubeEventSink(
   opts: CallPolicy & {
     kubeConfig: KubeConfig;
+    connections?: KubeConnections;
     /** The VirtualService's uid, so `kubectl describe virtualservice` finds the events. */
     uidOf: (namespace: string, name: string, cluster?: string) => Promise<string | undefined>;
     onOutcome?: (outcome: 'ok' | 'error') => void;
   },
 ): KubeEventSink {
-  const apis = new Map<string, CoreV1Api>();
-  const coreOf = (cluster?: string) => {
-    const key = cluster ?? '';
-    let a = apis.get(key);
-    if (!a) {
-      a = withContext(opts.kubeConfig, cluster, () => new KubeConfig()).makeApiClient(CoreV1Api);
-      apis.set(key, a);
-    }
-    return a;
-  };
   const instance = hostname();
   let n = 0;
   const policy: CallPolicy = { ...opts, timeoutMs: opts.timeoutMs ?? 3_000, maxRetries: 0 };
+  const coreOf = clientsPerCluster(opts.kubeConfig, opts.connections ?? new KubeConnections(), policy, (kc) =>
+    kc.makeApiClient(CoreV1Api),
+  );
   return {
     async emit(e) {
       try {
         const uid = await opts.uidOf(e.namespace, e.virtualService, e.cluster);
         const now = new Date();
         const name = `${e.virtualService}.${now.getTime().toString(16)}${(n++ % 4096).toString(16).padStart(3, '0')}`;
-        await callKube(policy, `Event ${e.namespace}/${name}`, (o) =>
-          coreOf(e.cluster).createNamespacedEvent(
+        const core = coreOf(e.cluster);
+        await callKube(core.opts, `Event ${e.namespace}/${name}`, (o) =>
+          core.api.createNamespacedEvent(
             {
               namespace: e.namespace,
               body: {
