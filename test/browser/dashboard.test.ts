@@ -362,6 +362,8 @@ describe('the dashboard in a real browser (Debian chromium, vane API over HTTP, 
       await expect.poll(() => page.locator('table.rollouts tbody tr').count()).toBeGreaterThan(0);
       await page.close();
     } finally {
+      // The page's event stream may still hold a connection: close() alone would wait for it.
+      (local as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await new Promise((r) => local.close(r));
     }
   });
