@@ -1,7 +1,7 @@
 /**
- * The sweep every worker runs for active rollouts without a live tick job: its time and its Redis
+ * The sweep every worker runs for active rollouts without a due tick: its time and its Redis
  * commands at N active rollouts, with none missing and with 1% missing. The rollouts are placed in
- * the store's phase index directly and each gets a delayed tick job, as a running system has them.
+ * the store's phase index directly and each gets a due time an hour away, as a running system has them.
  * Run: npx tsx bench/tick-sweep.ts [--rollouts 10000] [--runs 5]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectRedis } from '../src/redis.ts';
 import { startRedisServer } from '../src/sandbox/processes.ts';
-import { tickJobId } from '../src/workers/ticks.ts';
 import { buildTestDomain } from '../test/helpers/domain.ts';
 
 const { values } = parseArgs({
@@ -42,13 +41,11 @@ try {
   const ids = Array.from({ length: N }, (_, i) => `ro-bench${String(i).padStart(6, '0')}`);
   const phaseKey = `${domain.prefix}:r:idx:phase:progressing`;
   for (let i = 0; i < N; i += 1000) await domain.redis.sadd(phaseKey, ...ids.slice(i, i + 1000));
-  for (let i = 0; i < N; i += 500) {
-    await domain.ticks.queue.addBulk(
-      ids.slice(i, i + 500).map((id) => ({
-        name: 'tick',
-        data: { id },
-        opts: { jobId: tickJobId(id), delay: 3_600_000 },
-      })),
+  const later = Date.now() + 3_600_000;
+  for (let i = 0; i < N; i += 1000) {
+    await domain.redis.zadd(
+      `${domain.prefix}:ticks:due`,
+      ...ids.slice(i, i + 1000).flatMap((id) => [later, id]),
     );
   }
 
@@ -76,7 +73,7 @@ try {
   await measure(`${N} active rollouts, none missing`, async () => {});
   const missing = ids.filter((_, i) => i % 100 === 0);
   await measure(`${N} active rollouts, ${missing.length} ticks missing`, async () => {
-    for (const id of missing) await (await domain.ticks.queue.getJob(tickJobId(id)))?.remove();
+    for (const id of missing) await domain.ticks.forget(id);
   });
 } finally {
   await admin.quit();

@@ -142,6 +142,23 @@ function fencedRouter(r: TrafficRouter, fence: () => Promise<void>): TrafficRout
   };
 }
 
+/** A guard tick's save held back to be written with the tick's end (see runClaimedTick): the version it was decided on, and the document. */
+export interface DeferredSave {
+  version: number;
+  doc: string;
+}
+
+/** What a tick leaves to its scheduler: the outcome, the last version it read or saved, a held-back save. */
+export interface LeasedTickResult {
+  outcome: TickOutcome;
+  known: number | undefined;
+  deferred?: DeferredSave;
+}
+
+// Set on a tick's context when its scheduler writes a held-back save with the tick's end.
+const DEFER = Symbol('defer');
+type TickContext = DomainContext & { [DEFER]?: (prev: Rollout, next: Rollout) => void };
+
 /**
  * One tick of one rollout: lease it, read the cluster, run the checks that are due, decide through
  * the strategy, write through the TrafficRouter, and store the new state with compare-and-set.
@@ -156,10 +173,47 @@ export async function tick(ctx: DomainContext, id: string): Promise<TickOutcome>
     // Another worker has it; look again soon.
     return { done: false, nextAt: ctx.now() + 250 };
   }
+  let result: LeasedTickResult | undefined;
+  try {
+    result = await leasedTick(ctx, id, token, got.rollout, false);
+    return result.outcome;
+  } finally {
+    // One round trip: the lease given back, and the version compared instead of the document re-read.
+    const version = await ctx.store.releaseLeaseAndVersion(id, token).catch(() => undefined);
+    const outcome = result?.outcome;
+    // A command stored while this tick ran (its wake found the job active): look again soon. Not
+    // after a failed tick: its backoff stands.
+    if (outcome && !outcome.done && !outcome.backoff && version !== undefined && version !== result?.known) {
+      outcome.nextAt = Math.min(outcome.nextAt, ctx.now() + 50);
+    }
+  }
+}
+
+/**
+ * The tick of a rollout its scheduler has already leased and read (src/workers/ticks.ts claims
+ * them in batches). The lease is not given back here: the scheduler does that, with the next due
+ * time, in one call. A guard tick whose only change is its check's result (no event, no phase
+ * change, no cluster write after it) does not save: the save is handed back as `deferred`, and the
+ * scheduler writes it with compare-and-set in that same call.
+ */
+export function runClaimedTick(
+  ctx: DomainContext,
+  claimed: { id: string; token: string; rollout: Rollout | undefined },
+): Promise<LeasedTickResult> {
+  return leasedTick(ctx, claimed.id, claimed.token, claimed.rollout, true);
+}
+
+async function leasedTick(
+  ctx: DomainContext,
+  id: string,
+  token: string,
+  rollout: Rollout | undefined,
+  defer: boolean,
+): Promise<LeasedTickResult> {
   const started = performance.now();
   const lease = new Lease(ctx, id, token);
   // The last version this tick read or saved: a different one after the tick means a command landed.
-  let known = got.rollout?.version;
+  let known = rollout?.version;
   const store = Object.create(ctx.store) as DomainContext['store'];
   store.update = async (...args) => {
     const stored = await ctx.store.update(...args);
@@ -171,25 +225,40 @@ export async function tick(ctx: DomainContext, id: string): Promise<TickOutcome>
     if (rid === id) known = r?.version;
     return r;
   };
-  let outcome: TickOutcome | undefined;
+  let deferred: DeferredSave | undefined;
+  const base = ctx.router;
+  const tickCtx: TickContext = {
+    ...ctx,
+    store,
+    router: (cluster) => fencedRouter(base(cluster), lease.fence),
+    ...(defer
+      ? {
+          [DEFER]: (prev: Rollout, next: Rollout) => {
+            deferred = { version: prev.version, doc: JSON.stringify({ ...next, version: prev.version + 1 }) };
+          },
+        }
+      : {}),
+  };
   try {
-    const base = ctx.router;
-    outcome = await runTick(
-      { ...ctx, store, router: (cluster) => fencedRouter(base(cluster), lease.fence) },
-      got.rollout,
-    );
-    return outcome;
+    const outcome = await runTick(tickCtx, rollout);
+    return { outcome, known, ...(deferred ? { deferred } : {}) };
   } finally {
     lease.stop();
     ctx.recorder.observeTick((performance.now() - started) / 1000);
-    // One round trip: the lease given back, and the version compared instead of the document re-read.
-    const version = await ctx.store.releaseLeaseAndVersion(id, token).catch(() => undefined);
-    // A command stored while this tick ran (its wake found the job active): look again soon. Not
-    // after a failed tick: its backoff stands.
-    if (outcome && !outcome.done && !outcome.backoff && version !== undefined && version !== known) {
-      outcome.nextAt = Math.min(outcome.nextAt, ctx.now() + 50);
-    }
   }
+}
+
+/**
+ * Saves a guard tick's result, or hands it to the scheduler to write with the tick's end when the
+ * tick runs under one that does (see runClaimedTick) and the change is only that result.
+ */
+async function saveGuard(ctx: TickContext, prev: Rollout, c: Change): Promise<void> {
+  const defer = ctx[DEFER];
+  if (defer && c.events.length === 0 && c.consume.length === 0 && c.r.phase === prev.phase) {
+    defer(prev, { ...c.r, updatedAt: ctx.now() });
+    return;
+  }
+  await save(ctx, prev, c);
 }
 
 async function runTick(ctx: DomainContext, loaded: Rollout | undefined): Promise<TickOutcome> {
@@ -617,7 +686,7 @@ async function progress(ctx: DomainContext, r0: Rollout, now: number): Promise<T
   }
   switch (d.type) {
     case 'wait':
-      await save(ctx, r, c);
+      await saveGuard(ctx, r, c);
       return { done: false, nextAt: d.at };
     case 'stage':
       c.r = { ...c.r, traffic: d.traffic, weights: weightsOf(d.traffic), applied: false };

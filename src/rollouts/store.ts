@@ -154,6 +154,14 @@ export function parseStored({ version, doc }: StoredRollout): Rollout {
   return { ...(JSON.parse(doc) as Rollout), version };
 }
 
+/**
+ * The key prefixes of a rollout's document and lease (append the id), for the tick scheduler's
+ * scripts (src/workers/ticks.ts), which lease and read rollouts in batches.
+ */
+export function rolloutKeyPrefixes(prefix: string): { rollout: string; lease: string } {
+  return { rollout: `${prefix}:r:rollout:`, lease: `${prefix}:r:lease:` };
+}
+
 export interface ListQuery {
   namespace?: string;
   phase?: Phase;

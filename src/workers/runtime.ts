@@ -16,26 +16,47 @@ export interface QueueProcessor {
   background?: { intervalMs: number; run(): Promise<void> };
 }
 
+/** What a worker serves that is not a BullMQ queue (the tick loop): started once, stopped at close. */
+export interface BackgroundRunner {
+  name: string;
+  start(logger: Logger): RunningService;
+}
+
+/** A served queue or loop as the pool hands it out: BullMQ's Worker has this shape too. */
+export interface RunningService {
+  name: string;
+  /** Stops taking new work; what runs goes on. */
+  pause(): Promise<void>;
+  resume(): void;
+  close(): Promise<void>;
+}
+
+function isRunner(p: QueueProcessor | BackgroundRunner): p is BackgroundRunner {
+  return 'start' in p;
+}
+
 export interface WorkerPool {
-  workers: Worker[];
+  workers: RunningService[];
   /** Stops taking jobs, waits for the running ones (they finish or are released), then returns. */
   close(): Promise<void>;
 }
 
 /**
- * Starts one BullMQ Worker per queue on a shared blocking connection. The caller owns the
+ * Starts one BullMQ Worker per queue on a shared blocking connection, and every runner (the tick loop). The caller owns the
  * connection and quits it after close(): BullMQ does not close connections handed to it.
  */
 export function startWorkers(opts: {
   connection: Redis;
   prefix: string;
-  processors: QueueProcessor[];
+  processors: (QueueProcessor | BackgroundRunner)[];
   logger: Logger;
 }): WorkerPool {
+  const runners = opts.processors.filter(isRunner).map((r) => r.start(opts.logger));
+  const queues = opts.processors.filter((p): p is QueueProcessor => !isRunner(p));
   const timers: NodeJS.Timeout[] = [];
   const running = new Set<Promise<void>>();
   let closing = false;
-  for (const { queue, background } of opts.processors) {
+  for (const { queue, background } of queues) {
     if (!background) continue;
     const every = () => {
       if (closing) return;
@@ -51,24 +72,27 @@ export function startWorkers(opts: {
     };
     timers.push(setTimeout(every, background.intervalMs * Math.random()));
   }
-  const workers = opts.processors.map(({ queue, processor, concurrency, lockDuration, stalledInterval }) => {
-    const w = new Worker(queue, processor, {
-      connection: opts.connection,
-      prefix: opts.prefix,
-      concurrency,
-      autorun: true,
-      ...(lockDuration ? { lockDuration } : {}),
-      ...(stalledInterval ? { stalledInterval, maxStalledCount: 1_000 } : {}),
-    });
-    w.on('failed', (job, err) =>
-      opts.logger.warn(
-        { queue, jobId: job?.id, attempts: job?.attemptsMade, err: err.message },
-        'job failed',
-      ),
-    );
-    w.on('error', (err) => opts.logger.error({ queue, err: err.message }, 'worker error'));
-    return w;
-  });
+  const workers: RunningService[] = queues.map(
+    ({ queue, processor, concurrency, lockDuration, stalledInterval }) => {
+      const w = new Worker(queue, processor, {
+        connection: opts.connection,
+        prefix: opts.prefix,
+        concurrency,
+        autorun: true,
+        ...(lockDuration ? { lockDuration } : {}),
+        ...(stalledInterval ? { stalledInterval, maxStalledCount: 1_000 } : {}),
+      });
+      w.on('failed', (job, err) =>
+        opts.logger.warn(
+          { queue, jobId: job?.id, attempts: job?.attemptsMade, err: err.message },
+          'job failed',
+        ),
+      );
+      w.on('error', (err) => opts.logger.error({ queue, err: err.message }, 'worker error'));
+      return w;
+    },
+  );
+  workers.push(...runners);
   return {
     workers,
     async close() {

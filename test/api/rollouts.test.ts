@@ -53,7 +53,7 @@ describe('rollouts API (real Redis)', () => {
       rollouts: { id: string }[];
     };
     expect(list.rollouts.map((r) => r.id)).toContain(rollout.id);
-    expect(await domain.ticks.queue.getJob(`tick-${rollout.id}`)).toBeTruthy();
+    expect((await domain.ticks.state(rollout.id)).scheduled).toBe(true);
 
     const events = (await (await app.request(`/api/v1/rollouts/${rollout.id}/events`)).json()) as {
       events: { type: string }[];

@@ -196,7 +196,10 @@ describe('crash safety', () => {
     } catch (e) {
       const states = await Promise.all(ids.map((id) => h.domain.ctx.store.get(id)));
       const jobs = await Promise.all(
-        ids.map(async (id) => (await h.domain.ticks.queue.getJob(`tick-${id}`))?.getState()),
+        ids.map(async (id) => {
+          const s = await h.domain.ticks.state(id);
+          return s.scheduled ? `due in ${s.dueAt - Date.now()} ms` : 'none';
+        }),
       );
       throw new Error(
         `${(e as Error).message}\n${states.map((r, i) => `${names[i]} ${r?.phase} ${r?.weights.canary}% job=${jobs[i]} ${r?.reason} ${r?.lastError ?? ''}`).join('\n')}\n${logs.slice(-30).join('')}`,

@@ -5,7 +5,6 @@ import type { Rollout } from '../../src/rollouts/model.ts';
 import { WebhookSchema } from '../../src/rollouts/spec.ts';
 import { getRollout, rolloutEvents, sendCommand, startRollout } from '../../src/rollouts/verbs.ts';
 import type { ManagedProcess } from '../../src/sandbox/processes.ts';
-import { tickJobId } from '../../src/workers/ticks.ts';
 import {
   canarySpec,
   canaryWeightOf,
@@ -212,10 +211,8 @@ describe('rollback tells the truth (issue 11)', () => {
     // the job disappears (as when a tick failed with the old single attempt, or Redis lost it)
     await eventually(
       async () => {
-        const job = await h.domain.ticks.queue.getJob(tickJobId(rollout.id));
-        if (!job) return true;
-        await job.remove();
-        return (await h.domain.ticks.queue.getJob(tickJobId(rollout.id))) ? undefined : true;
+        await h.domain.ticks.forget(rollout.id);
+        return (await h.domain.ticks.state(rollout.id)).scheduled ? undefined : true;
       },
       10_000,
       20,

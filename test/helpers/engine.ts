@@ -171,7 +171,9 @@ export async function startEngineHarness(opts: {
       }),
   });
   const logger = createLogger({ level: 'silent' });
-  const processors = opts.noWorker ? [] : [tickProcessor(domain.ctx, opts.concurrency ?? 20)];
+  const processors: Parameters<typeof startWorkers>[0]['processors'] = opts.noWorker
+    ? []
+    : [tickProcessor(domain.ctx, opts.concurrency ?? 20)];
   let notifyQueue: NotifyQueue | undefined;
   if (opts.notify) {
     const secrets = opts.notify.secrets ?? {};
