@@ -5,7 +5,7 @@
  * Prometheus (scraping the test Istio exporter, which serves N services), save with compare-and-set,
  * schedule the next tick. The kube simulator runs in its own process; Redis and Prometheus too.
  * Prints the figures, then a final `RESULT {json}` line.
- * Run: npx tsx bench/engine-capacity.ts --rollouts 1000 --seconds 60 [--workers 2] [--concurrency 50]
+ * Run: npx tsx bench/engine-capacity.ts --rollouts 1000 --seconds 60 [--workers 2] [--concurrency 500]
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,7 +33,7 @@ const { values } = parseArgs({
   options: {
     rollouts: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '60' },
-    concurrency: { type: 'string', default: '50' },
+    concurrency: { type: 'string', default: '500' },
     workers: { type: 'string', default: '1' },
     child: { type: 'string' },
   },
@@ -63,6 +63,10 @@ interface WorkerSetup {
 interface WorkerFigures {
   ticks: number;
   lateness: number[];
+  /** How long each tick ran, s. */
+  durations: number[];
+  /** The latest lateness of each wall-clock second (for bursts). */
+  worstBySecond: Record<string, number>;
   cpuMs: number;
   kubeRequests: number;
   prometheusQueries: number;
@@ -108,16 +112,21 @@ async function startWorker(setup: WorkerSetup) {
     ...(setup.prefix ? { prefix: setup.prefix } : {}),
   });
   const lateness: number[] = [];
+  const durations: number[] = [];
+  let worstBySecond: Record<string, number> = {};
   let ticks = 0;
   const recorder = domain.ctx.recorder;
   const tickLate = recorder.tickLate.bind(recorder);
   recorder.tickLate = (s: number) => {
     lateness.push(s);
+    const sec = String(Math.floor(Date.now() / 1000) % 1000);
+    worstBySecond[sec] = Math.max(worstBySecond[sec] ?? 0, Math.round(s * 1000));
     tickLate(s);
   };
   const observeTick = recorder.observeTick.bind(recorder);
   recorder.observeTick = (s: number) => {
     ticks++;
+    durations.push(s);
     observeTick(s);
   };
   const blocking = connectRedis(setup.redisUrl, { role: 'worker' });
@@ -132,6 +141,8 @@ async function startWorker(setup: WorkerSetup) {
     domain,
     measure() {
       lateness.length = 0;
+      durations.length = 0;
+      worstBySecond = {};
       ticks = 0;
       kubeRequests = 0;
       prometheusQueries = 0;
@@ -143,6 +154,8 @@ async function startWorker(setup: WorkerSetup) {
       return {
         ticks,
         lateness: [...lateness],
+        durations: [...durations],
+        worstBySecond,
         cpuMs: (cpu.user + cpu.system) / 1000,
         kubeRequests,
         prometheusQueries,
@@ -337,6 +350,11 @@ async function main(): Promise<void> {
   const lateness = all.flatMap((w) => w.lateness).sort((a, b) => a - b);
   const q = (p: number) =>
     lateness[Math.min(lateness.length - 1, Math.floor(p * lateness.length))] ?? Number.NaN;
+  const durations = all.flatMap((w) => w.durations).sort((a, b) => a - b);
+  const dq = (p: number) =>
+    durations[Math.min(durations.length - 1, Math.floor(p * durations.length))] ?? Number.NaN;
+  if (process.env.BENCH_TIMELINE)
+    console.log('worst lateness per second (ms):', JSON.stringify(all[0]!.worstBySecond));
 
   const phases = await domain.ctx.store.countByPhase();
   const memAfter = await memory();
@@ -354,6 +372,8 @@ async function main(): Promise<void> {
     latenessP50Ms: Math.round(q(0.5) * 1000),
     latenessP99Ms: Math.round(q(0.99) * 1000),
     latenessMaxMs: Math.round((lateness.at(-1) ?? 0) * 1000),
+    tickDurationP50Ms: Math.round(dq(0.5) * 1000),
+    tickDurationP99Ms: Math.round(dq(0.99) * 1000),
     cpuPerTickMs: round(sum((w) => w.cpuMs) / Math.max(1, ticks), 2),
     workerCpuPercentOfOneCore: all.map((w) => Math.round((w.cpuMs / 1000 / wall) * 100)),
     redisCommandsPerTick: round((total(cmd1) - total(cmd0)) / Math.max(1, ticks), 1),

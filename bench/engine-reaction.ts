@@ -24,7 +24,7 @@ const { values } = parseArgs({
     'guard-interval': { type: 'string', default: '1s' },
     background: { type: 'string', default: '0' },
     'background-guard-interval': { type: 'string', default: '5s' },
-    concurrency: { type: 'string', default: '50' },
+    concurrency: { type: 'string', default: '500' },
     /** Batch the guard checks as src/domain.ts does (the recorded figures ran without). */
     batch: { type: 'boolean', default: false },
   },

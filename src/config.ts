@@ -38,6 +38,11 @@ export const ConfigSchema = z.object({
   shutdownTimeout: Duration.default(20_000),
   /** Concurrent jobs per worker process. Default 50 (ticks are mostly I/O). */
   workerConcurrency: intIn(1, 10_000).default(50),
+  /**
+   * Rollout ticks a worker process runs at once. Default 500: a guard tick mostly waits (its
+   * batched Prometheus query gathers for 100 ms), so 1,000 ticks/s keep about 150 in flight.
+   */
+  tickConcurrency: intIn(1, 100_000).default(500),
   /** Path of a kubeconfig; unset means in-cluster config when running in a pod, otherwise none (sandbox). */
   kubeconfig: z.string().min(1).optional(),
   /** Kubernetes context to use from the kubeconfig. Default: the kubeconfig's current context. */
@@ -133,6 +138,7 @@ export const ENV: Record<keyof z.infer<typeof ConfigSchema>, string> = {
   logFormat: 'LOG_FORMAT',
   shutdownTimeout: 'VANE_SHUTDOWN_TIMEOUT',
   workerConcurrency: 'VANE_WORKER_CONCURRENCY',
+  tickConcurrency: 'VANE_TICK_CONCURRENCY',
   kubeconfig: 'KUBECONFIG',
   kubeContext: 'VANE_KUBE_CONTEXT',
   prometheusUrl: 'PROMETHEUS_URL',

@@ -104,7 +104,7 @@ export async function startService(
       connection: blocking,
       prefix: config.keyPrefix,
       processors: [
-        tickProcessor(domain.ctx, config.workerConcurrency),
+        tickProcessor(domain.ctx, config.tickConcurrency),
         afterVerdictProcessor(domain.ctx),
         notifyProcessor({
           store: domain.ctx.store,
@@ -118,7 +118,11 @@ export async function startService(
     // A rollout whose tick job was lost (a Redis restored from an old snapshot) gets one again.
     void resumeActive(domain, log);
     log.info(
-      { queues: pool.workers.map((w) => w.name), concurrency: config.workerConcurrency },
+      {
+        queues: pool.workers.map((w) => w.name),
+        concurrency: config.workerConcurrency,
+        tickConcurrency: config.tickConcurrency,
+      },
       'workers started',
     );
   }
