@@ -67,6 +67,8 @@ async function serve(kind: string, redisUrl?: string, prefix?: string): Promise<
     VANE_API_TOKENS: TOKEN,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     VANE_KEY_PREFIX: prefix,
+    // VANE_READ_CACHE=0 measures the GET reading Redis on every request (no client-side caching).
+    ...(process.env.VANE_READ_CACHE ? { VANE_READ_CACHE: process.env.VANE_READ_CACHE } : {}),
   });
   // Port 0: a free one (the setting itself must be 1-65535).
   const service = await startService({ ...config, port: 0, redisUrl: redisUrl! }, 'api');

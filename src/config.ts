@@ -81,6 +81,21 @@ export const ConfigSchema = z.object({
   rateLimit: intIn(1, 1_000_000).default(120),
   /** How long an API request may take before it is answered 504. Default 15s. */
   requestTimeout: Duration.default(15_000),
+  /**
+   * Rollout documents the API keeps in process for GET /api/v1/rollouts/{id}, kept fresh by
+   * Redis's client-side caching (CLIENT TRACKING); 0 reads Redis on every request. Default 10000.
+   */
+  readCache: intIn(0, 1_000_000).default(10_000),
+  /**
+   * The longest a kept document may be served after another process changed it in Redis (the
+   * bound on the invalidation's delay, enforced with PINGs). From 5ms to 1s. Default 50ms.
+   */
+  readCacheMaxLag: Duration.pipe(
+    z
+      .number()
+      .min(5, { error: 'a duration from 5ms to 1s' })
+      .max(1_000, { error: 'a duration from 5ms to 1s' }),
+  ).default(50),
   /** Secret of POST /api/v1/hooks/ci (HMAC-SHA256 signatures); unset means the CI webhook is off. */
   ciWebhookSecret: z.string().min(16, 'at least 16 characters').optional(),
   /** Slack app's signing secret for /api/v1/chatops/slack*; unset means the Slack doors are off. */
@@ -150,6 +165,8 @@ export const ENV: Record<keyof z.infer<typeof ConfigSchema>, string> = {
   retention: 'VANE_RETENTION',
   rateLimit: 'VANE_RATE_LIMIT',
   requestTimeout: 'VANE_REQUEST_TIMEOUT',
+  readCache: 'VANE_READ_CACHE',
+  readCacheMaxLag: 'VANE_READ_CACHE_MAX_LAG',
   ciWebhookSecret: 'VANE_CI_WEBHOOK_SECRET',
   slackSigningSecret: 'VANE_SLACK_SIGNING_SECRET',
   slackOperators: 'VANE_SLACK_OPERATORS',

@@ -8,6 +8,20 @@ export interface RedisConnectOptions {
   role: 'worker' | 'client';
   /** Connection name shown by CLIENT LIST. */
   name?: string;
+  /**
+   * Whether the connection comes back by itself after it is lost. Default true. Off for a
+   * connection whose server-side state (CLIENT TRACKING, a subscription) must be rebuilt by its
+   * owner, who then makes a new one.
+   */
+  reconnect?: boolean;
+  /** Whether commands of the same tick share one socket write. Default true for a client connection. */
+  autoPipelining?: boolean;
+  /**
+   * RESP version. Default 3 (ioredis's). 2 for a connection that receives invalidations as pub/sub
+   * messages of `__redis__:invalidate`: to a RESP3 connection Redis sends them as push frames,
+   * which ioredis does not hand on.
+   */
+  protocol?: 2 | 3;
 }
 
 /**
@@ -15,19 +29,23 @@ export interface RedisConnectOptions {
  * restart. A client connection gives up on a command after a few seconds instead of waiting for
  * Redis forever, so API calls answer; /readyz checks the connection state first and answers at once.
  */
-export function connectRedis(url: string, { role, name }: RedisConnectOptions): Redis {
+export function connectRedis(
+  url: string,
+  { role, name, reconnect = true, autoPipelining = role === 'client', protocol = 3 }: RedisConnectOptions,
+): Redis {
   const options: RedisOptions = {
     lazyConnect: false,
     connectTimeout: 3_000,
     connectionName: name,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 4), 1_000),
+    retryStrategy: reconnect ? (times) => Math.min(100 * 2 ** Math.min(times, 4), 1_000) : () => null,
     maxRetriesPerRequest: role === 'worker' ? null : 1,
     // Commands sent while (re)connecting wait in the queue; a client's fail within its command timeout.
     enableOfflineQueue: true,
     commandTimeout: role === 'worker' ? undefined : 5_000,
     // Commands issued in the same tick share one socket write (e.g. the HMGETs of concurrent API
     // reads): one write per command was the largest cost of GET /api/v1/rollouts/{id}.
-    enableAutoPipelining: role === 'client',
+    enableAutoPipelining: autoPipelining,
+    protocol,
   };
   const redis = new Redis(url, options);
   // Errors surface through commands and /readyz; an 'error' listener keeps them from crashing the process.

@@ -10,6 +10,7 @@ import { setOutboundPolicy } from './notify/url-guard.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Recorder } from './observability/recorder.ts';
 import { connectRedis, pingRedis, type Redis } from './redis.ts';
+import { RolloutReadCache } from './rollouts/read-cache.ts';
 import { afterVerdictProcessor } from './workers/after-verdict.ts';
 import { startWorkers, type WorkerPool } from './workers/runtime.ts';
 import { tickProcessor } from './workers/ticks.ts';
@@ -66,6 +67,20 @@ export async function startService(
     }),
   });
 
+  // The API's GET of one rollout answers from an in-process copy that Redis keeps fresh
+  // (client-side caching); a worker-only process serves no such GET.
+  const reads =
+    role !== 'worker' && config.readCache > 0
+      ? new RolloutReadCache({
+          redisUrl: config.redisUrl,
+          store: domain.ctx.store,
+          maxEntries: config.readCache,
+          maxLagMs: config.readCacheMaxLag,
+          name: `vane-${role}`,
+          logger: log,
+        }).start()
+      : undefined;
+
   let server: ServerType | undefined;
   // Ends open event streams at shutdown; otherwise they would hold server.close() to the timeout.
   const streams = new AbortController();
@@ -83,7 +98,12 @@ export async function startService(
       readiness: [{ name: 'redis', check: () => pingRedis(client) }],
       ...(role === 'worker'
         ? {}
-        : { domain: domain.ctx, doors: doorsFromConfig(config), eventStreams: { signal: streams.signal } }),
+        : {
+            domain: domain.ctx,
+            ...(reads ? { rolloutReads: reads } : {}),
+            doors: doorsFromConfig(config),
+            eventStreams: { signal: streams.signal },
+          }),
     });
     server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: config.port, hostname: binding.host }, (info) => {
@@ -143,6 +163,7 @@ export async function startService(
             })
           : Promise.resolve();
         await Promise.all([closeServer, pool?.close()]);
+        await reads?.close();
         await domain.close().catch(() => {});
         await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
         log.info('stopped');

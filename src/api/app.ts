@@ -146,7 +146,7 @@ export function newApp(deps: ApiDeps): App {
     registerSignedDoors(app, ctx, deps.doors ?? {});
     registerCreateRollout(app, ctx);
     registerListRollouts(app, ctx);
-    registerGetRollout(app, ctx);
+    registerGetRollout(app, ctx, deps.rolloutReads);
     registerRolloutEvents(app, ctx, deps.eventStreams);
     registerRolloutCommands(app, ctx);
     registerTemplates(app, ctx);

@@ -3,6 +3,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Recorder } from '../observability/recorder.ts';
 import type { Redis } from '../redis.ts';
 import type { DomainContext } from '../rollouts/context.ts';
+import type { StoredReads } from '../rollouts/read-cache.ts';
 import type { Principal } from './auth/tokens.ts';
 import type { EventStreamOptions } from './rollouts/events.ts';
 
@@ -29,6 +30,8 @@ export interface ApiDeps {
   requestTimeoutMs?: number;
   /** The domain; without it only the health routes are served (a worker-only process). */
   domain?: DomainContext;
+  /** Where GET /api/v1/rollouts/{id} reads: default the domain's store; the service passes its RolloutReadCache. */
+  rolloutReads?: StoredReads;
   /** The doors signed by their callers (CI webhook, Slack); each is off while its secret is unset. */
   doors?: DoorsOptions;
   /** SSE streams: how many at once, heartbeat period. */

@@ -178,6 +178,7 @@ export interface ListQuery {
  */
 export class RolloutStore {
   private readonly retentionSeconds: number;
+  private readonly writeListeners = new Set<(id: string) => void>();
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -217,6 +218,14 @@ export class RolloutStore {
 
   /** Stores a new rollout unless its idempotency key is known or its target is held by another rollout. */
   async create(r: Rollout, event: RolloutEvent): Promise<CreateResult> {
+    try {
+      return await this.createOnce(r, event);
+    } finally {
+      this.wrote(r.id);
+    }
+  }
+
+  private async createOnce(r: Rollout, event: RolloutEvent): Promise<CreateResult> {
     const [vs, dr] = this.lockKeys(r);
     const idem = r.spec.idempotencyKey ? this.key('idem', r.spec.idempotencyKey) : '';
     const out = (await SCRIPTS.create.run(
@@ -262,6 +271,33 @@ export class RolloutStore {
     return { version: Number(v), doc };
   }
 
+  /** getStored on another connection: the one client-side caching tracks (src/rollouts/read-cache.ts). */
+  async getStoredOn(conn: Redis, id: string): Promise<StoredRollout | undefined> {
+    const [v, doc] = await conn.hmget(this.rolloutKey(id), 'v', 'doc');
+    if (!v || !doc) return undefined;
+    return { version: Number(v), doc };
+  }
+
+  /** The Redis key of a rollout's document (client-side caching maps the keys Redis invalidates back to ids). */
+  documentKey(id: string): string {
+    return this.rolloutKey(id);
+  }
+
+  /**
+   * Calls `listener` with a rollout's id whenever a write of its document through this store has
+   * settled (done or failed, since a failed call may still have written), before the writer's
+   * caller resumes: a process's copy of documents drops its own writes at once. Returns the
+   * unsubscribe.
+   */
+  onDocumentWrite(listener: (id: string) => void): () => void {
+    this.writeListeners.add(listener);
+    return () => this.writeListeners.delete(listener);
+  }
+
+  private wrote(id: string): void {
+    for (const listener of this.writeListeners) listener(id);
+  }
+
   /** The stored version alone (cheap: to see whether a command arrived during a tick). */
   async version(id: string): Promise<number | undefined> {
     const v = await this.redis.hget(this.rolloutKey(id), 'v');
@@ -278,6 +314,19 @@ export class RolloutStore {
     next: Rollout,
     events: RolloutEvent[] = [],
     consume: string[] = [],
+  ): Promise<Rollout> {
+    try {
+      return await this.updateOnce(prev, next, events, consume);
+    } finally {
+      this.wrote(prev.id);
+    }
+  }
+
+  private async updateOnce(
+    prev: Rollout,
+    next: Rollout,
+    events: RolloutEvent[],
+    consume: string[],
   ): Promise<Rollout> {
     const [vs, dr] = this.lockKeys(prev);
     const stored = { ...next, version: prev.version + 1 };

@@ -5,6 +5,7 @@ import type { DomainContext } from './context.ts';
 import { RolloutError } from './errors.ts';
 import type { CommandType, Rollout, RolloutEvent } from './model.ts';
 import { commandRefusal, isTerminal } from './phases.ts';
+import type { StoredReads } from './read-cache.ts';
 import { describeZodError, type RolloutSpec, RolloutSpecSchema } from './spec.ts';
 import type { ListQuery, StoredRollout } from './store.ts';
 import { mergeUnder } from './templates.ts';
@@ -131,11 +132,14 @@ export async function getRollout({ ctx, id }: { ctx: DomainContext; id: string }
 export async function getStoredRollout({
   ctx,
   id,
+  reads = ctx.store,
 }: {
   ctx: DomainContext;
   id: string;
+  /** Where to read it. Default the store; the API's GET passes its client-side cache. */
+  reads?: StoredReads;
 }): Promise<StoredRollout> {
-  const stored = await ctx.store.getStored(id);
+  const stored = await reads.getStored(id);
   if (!stored) throw new RolloutError('NOT_FOUND', `no rollout with id '${id}'`);
   return stored;
 }

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { DomainContext } from '../../rollouts/context.ts';
 import { publicView } from '../../rollouts/model.ts';
+import type { StoredReads } from '../../rollouts/read-cache.ts';
 import { parseStored, type StoredRollout } from '../../rollouts/store.ts';
 import { getStoredRollout } from '../../rollouts/verbs.ts';
 import type { App } from '../app.ts';
@@ -32,11 +33,20 @@ function answerOf(stored: StoredRollout): string {
   return JSON.stringify({ rollout: publicView(parseStored(stored)) });
 }
 
-export function registerGetRollout(app: App, ctx: DomainContext, views = new RolloutViewCache()): void {
+/**
+ * reads: where the stored rollout comes from. Default the store (Redis on every request); the
+ * service passes a RolloutReadCache, whose copy is kept fresh by Redis's client-side caching.
+ */
+export function registerGetRollout(
+  app: App,
+  ctx: DomainContext,
+  reads?: StoredReads,
+  views = new RolloutViewCache(),
+): void {
   app.openapi(route(ctx), async (c) => {
     const { id } = c.req.valid('param');
-    const stored = await getStoredRollout({ ctx, id });
-    // Read afresh every time; only the work of turning an unchanged document into JSON is reused.
+    const stored = await getStoredRollout({ ctx, id, ...(reads ? { reads } : {}) });
+    // Only the work of turning an unchanged document into JSON is reused here.
     const body = views.answer(id, stored, answerOf);
     // The body is JSON text already (the route's 200 schema); c.json() would
     // serialize it a second time.
