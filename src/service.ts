@@ -135,7 +135,7 @@ export async function startService(
       ],
       logger: log,
     });
-    // A rollout whose tick job was lost (a Redis restored from an old snapshot) gets one again.
+    // An active rollout whose due time was lost (a Redis restored from an old snapshot) gets one again.
     void resumeActive(domain, log);
     log.info(
       {

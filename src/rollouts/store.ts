@@ -294,7 +294,11 @@ export class RolloutStore {
     return () => this.writeListeners.delete(listener);
   }
 
-  private wrote(id: string): void {
+  /**
+   * Tells the write listeners that rollout `id`'s document was written: the store's own writes
+   * call it, and so does the tick schedule after a guard result it wrote in its own script.
+   */
+  wrote(id: string): void {
     for (const listener of this.writeListeners) listener(id);
   }
 

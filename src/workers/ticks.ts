@@ -349,8 +349,10 @@ class TickLoop implements RunningService {
     for (let attempt = 0; ; attempt++) {
       try {
         const fin = await this.ticks.finish(c, outcome, known, deferred);
+        // Written outside the store: the store's listeners (the API's copy of documents) hear of it.
+        if (fin.saved) this.ctx.store.wrote(c.id);
         if (fin.saved === false)
-          this.ctx.logger.debug({ rollout: c.id }, 'guard result not saved: a command came first');
+          this.logger.debug({ rollout: c.id }, 'guard result not saved: a command came first');
         break;
       } catch (e) {
         if (attempt >= 2 || this.closing) {

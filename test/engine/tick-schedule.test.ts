@@ -114,6 +114,20 @@ describe('the tick schedule', () => {
     for (const r of after) expect(r.phase).toBe('progressing');
   }, 60_000);
 
+  it('a guard result the schedule writes in its own script is told to the store’s write listeners (the API’s copy drops it at once)', async () => {
+    const r = await atFirstStep('deferred-heard', '200ms');
+    const heard: string[] = [];
+    const off = ctx().store.onDocumentWrite((id) => heard.push(id));
+    try {
+      const before = (await get(r.id)).version;
+      await eventually(async () => ((await get(r.id)).version >= before + 3 ? true : undefined), 5_000);
+      // every guard tick of this rollout saved through the schedule's script, none through the store
+      expect(heard.filter((id) => id === r.id).length).toBeGreaterThanOrEqual(3);
+    } finally {
+      off();
+    }
+  }, 30_000);
+
   it('a guard result held back for the tick’s end loses to a command stored meanwhile, and the command is carried out at once', async () => {
     const r = await atFirstStep('deferred', '300ms');
     await h.pool.workers.find((w) => w.name === 'ticks')!.pause();
